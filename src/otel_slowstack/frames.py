@@ -1,0 +1,112 @@
+"""From live frame objects to plain ``FrameLine`` data.
+
+Also decides which frames are the application's own: anything that is not
+the standard library, an installed package (site-packages, dist-packages) or
+generated code. Application frames are kept first when a stack must be
+shortened, and only they may carry local variables.
+"""
+
+from __future__ import annotations
+
+import os
+import site
+import sys
+import sysconfig
+from types import FrameType
+from typing import Optional, Pattern
+
+from .local_variables import local_lines
+from .stacktrace import FrameLine
+
+#: Deep recursion is capped here; the formatter elides the middle anyway.
+MAX_WALK = 4096
+#: Local variables are rendered for this many application frames at most.
+MAX_FRAMES_WITH_LOCALS = 8
+
+
+def _library_roots() -> tuple[str, ...]:
+    roots = set()
+    for key in ("stdlib", "platstdlib", "purelib", "platlib"):
+        path = sysconfig.get_paths().get(key)
+        if path:
+            roots.add(os.path.realpath(path))
+            roots.add(path)
+    try:
+        for path in site.getsitepackages() + [site.getusersitepackages()]:
+            roots.add(path)
+    except Exception:  # virtualenv's old site.py, embedded interpreters
+        pass
+    roots.add(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    return tuple(sorted((r.rstrip(os.sep) + os.sep for r in roots), key=len))
+
+
+_LIBRARY_ROOTS = _library_roots()
+_app_cache: dict[str, bool] = {}
+
+
+def is_app_file(filename: str) -> bool:
+    """True for the application's own source files."""
+    known = _app_cache.get(filename)
+    if known is None:
+        known = not (
+            filename.startswith("<")
+            or "site-packages" in filename
+            or "dist-packages" in filename
+            or filename.startswith(_LIBRARY_ROOTS)
+        )
+        if len(_app_cache) > 4096:
+            _app_cache.clear()
+        _app_cache[filename] = known
+    return known
+
+
+def frame_lines(
+    innermost: FrameType,
+    stop_at: Optional[FrameType] = None,
+    redact: Optional[Pattern[str]] = None,
+) -> list:
+    """Frames from ``stop_at`` (inclusive) inwards to ``innermost``, outermost first.
+
+    With ``redact`` given, application frames carry their local variables.
+    """
+    lines: list = []
+    frame: Optional[FrameType] = innermost
+    with_locals = MAX_FRAMES_WITH_LOCALS if redact is not None else 0
+    while frame is not None and len(lines) < MAX_WALK:
+        code = frame.f_code
+        filename = code.co_filename
+        app = is_app_file(filename)
+        local = ()
+        if with_locals and app:
+            local = local_lines(frame, redact)
+            with_locals -= 1
+        lines.append(FrameLine(filename, _lineno(frame), code.co_name, app, local))
+        if frame is stop_at:
+            break
+        frame = frame.f_back
+    lines.reverse()
+    return lines
+
+
+def _lineno(frame: FrameType) -> int:
+    """``f_lineno``, or, when the thread sits on an instruction with no line
+    (a loop's backward jump, seen from another thread), the last line before it."""
+    lineno = frame.f_lineno
+    if lineno:
+        return lineno
+    last = frame.f_code.co_firstlineno
+    try:
+        offset = frame.f_lasti
+        for start, _end, line in frame.f_code.co_lines():
+            if start > offset:
+                break
+            if line is not None:
+                last = line
+    except Exception:
+        pass
+    return last
+
+
+def current_frames() -> dict:
+    """``sys._current_frames()``: one dict, every thread's innermost frame."""
+    return sys._current_frames()
