@@ -9,6 +9,7 @@ id, which fails cleanly (``OSError``) once the thread is gone, unlike
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 import time
@@ -21,6 +22,10 @@ def thread_info(ident: int) -> tuple:
     """``(name, native_id)`` of a live thread, or ``("", None)``."""
     for thread in threading.enumerate():
         if thread.ident == ident:
+            if thread is threading.main_thread():
+                # In a forked child (a gunicorn worker) the main thread keeps
+                # the parent's native_id on some Pythons; its kernel id is our pid.
+                return thread.name, os.getpid()
             return thread.name, getattr(thread, "native_id", None)
     return "", None
 

@@ -39,6 +39,11 @@ from .watchdog import Watchdog
 
 _logger = logging.getLogger("otel_slowstack")
 
+#: Watched spans plus their open descendants at most. Only an application
+#: that starts spans and never ends them gets near it; past it new spans are
+#: not watched, so memory stays bounded.
+MAX_TRACKED = 100_000
+
 
 class SlowStackProcessor(SpanProcessor):
     """An SDK ``SpanProcessor`` that samples the stacks of slow spans.
@@ -77,6 +82,9 @@ class SlowStackProcessor(SpanProcessor):
                     self._spans[span_id] = watched
                 return
             if span.kind not in self._kinds or self._shut_down:
+                return
+            if len(self._spans) >= MAX_TRACKED:
+                self._failed("registry full")  # spans started but never ended
                 return
             threshold = self._threshold
             if self._routes:
@@ -127,6 +135,10 @@ class SlowStackProcessor(SpanProcessor):
         watched.span = watched.owner = None
         if owner is not None:
             owner.release()
+        if watched.fired:
+            # A slow span sits in the watchdog's heap until its next deadline;
+            # let the watchdog drop it now rather than wake for it later.
+            self._watchdog.wake()
 
     # -- the watchdog thread -----------------------------------------------
 
@@ -184,6 +196,14 @@ class SlowStackProcessor(SpanProcessor):
         return len(self._spans)
 
     def _failed(self, where: str) -> None:
-        if where not in self._failures:
-            self._failures.add(where)
+        """Log once per kind of failure; the span goes unwatched, the app goes on."""
+        if where in self._failures:
+            return
+        self._failures.add(where)
+        if where == "registry full":
+            _logger.warning(
+                "otel-slowstack: %d spans in flight (spans started and never ended?); "
+                "new spans are not watched until some end", MAX_TRACKED,
+            )
+        else:
             _logger.exception("otel-slowstack: %s failed; the span is not watched", where)

@@ -166,6 +166,7 @@ class Watchdog:
         return next_at
 
     def _fire(self, watched: Any, now: int) -> None:
+        watched.fired = True
         try:
             self._on_due(watched, now)
         except Exception:

@@ -42,6 +42,7 @@ class Watched:
         "cpu_start_ns",
         "threshold_ns",
         "ended",
+        "fired",
         "samples",
         "snapshots",
         "sample_at",
@@ -74,6 +75,7 @@ class Watched:
         self.cpu_start_ns = cpu_start_ns
         self.threshold_ns = threshold_ns
         self.ended = False
+        self.fired = False  # the watchdog has handled it once: it lives in the heap now
         self.samples = 0
         self.snapshots = 0
         self.sample_at = (
