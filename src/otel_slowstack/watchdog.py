@@ -39,6 +39,7 @@ class Watchdog:
         self._on_due = on_due
         self.thread_ident: Optional[int] = None
         self.wakeups = 0
+        self._failures: set = set()
         self._reset()
         if hasattr(os, "register_at_fork"):
             ref = weakref.WeakMethod(self._reset)
@@ -169,8 +170,15 @@ class Watchdog:
         watched.fired = True
         try:
             self._on_due(watched, now)
-        except Exception:
-            _logger.exception("otel-slowstack: sampling failed")
+        except Exception as exc:
+            # Contained: the watchdog goes on with every other span. One
+            # traceback per kind of failure, not one per sample.
+            kind = (type(exc), str(exc)[:200])
+            if kind not in self._failures and len(self._failures) < 100:
+                self._failures.add(kind)
+                _logger.exception("otel-slowstack: sampling failed; the watchdog carries on")
+            else:
+                _logger.debug("otel-slowstack: sampling failed again", exc_info=True)
         if not watched.ended:
             at = watched.next_due()
             if at is not None:
