@@ -1,0 +1,19 @@
+"""``otel-slowstack report``: from many slow requests to the few hotspots.
+
+Usage::
+
+    otel-slowstack report traces.jsonl                       # OTLP JSON lines file
+    otel-slowstack report http://localhost:16686 --service shop --since 1h   # Jaeger
+    otel-slowstack report http://localhost:3200 --since 1h   # Grafana Tempo
+    otel-slowstack report traces.jsonl --format html -o slow.html
+
+The pipeline reads in one direction, one folder or module per stage::
+
+    sources/ (file, Jaeger, Tempo) -> SpanRecord
+      -> samples.py (Sample, NPlusOne: plain data parsed from span events)
+      -> aggregate.py (per-route counters, built incrementally)
+      -> renderers/ (text, folded, speedscope, html)
+
+Nothing in the instrumentation imports this package: what only the command
+needs (an HTTP client, a terminal library) is the ``report`` extra.
+"""

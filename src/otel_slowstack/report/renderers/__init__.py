@@ -1,0 +1,25 @@
+"""Renderers: a ``Report`` in, text out. One module per format."""
+
+from __future__ import annotations
+
+FORMATS = ("text", "folded", "speedscope", "html")
+
+
+def render(report, fmt: str, color: bool = False, width: int = 120, top: int = 10) -> str:
+    if fmt == "text":
+        from .text import render_text
+
+        return render_text(report, color=color, width=width, top=top)
+    if fmt == "folded":
+        from .folded import render_folded
+
+        return render_folded(report)
+    if fmt == "speedscope":
+        from .speedscope import render_speedscope
+
+        return render_speedscope(report)
+    if fmt == "html":
+        from .html import render_html
+
+        return render_html(report, top=top)
+    raise ValueError(f"unknown format {fmt!r}")
