@@ -13,13 +13,17 @@ Pages:
 - ``/prices?n=3000``         a non-linear algorithm burning CPU
 - ``/orders``                an N+1: one query per order (SQLite)
 - ``/stuck?seconds=60``      stuck far longer than any server timeout
+- ``/lock?seconds=3``        waits on a PostgreSQL row lock another session holds
+  (``SHOP_POSTGRES``, default ``postgresql://postgres@127.0.0.1:5432/test``)
 """
 
 from __future__ import annotations
 
+import contextvars
 import os
 import sqlite3
 import tempfile
+import threading
 import time
 
 from flask import Flask, request
@@ -90,7 +94,8 @@ def _connect() -> sqlite3.Connection:
 def orders() -> str:
     connection = _connect()
     try:
-        rows = connection.execute("SELECT id, customer_id FROM orders").fetchall()
+        # Through cursors: the sqlite3 instrumentation traces cursors, not Connection.execute.
+        rows = connection.cursor().execute("SELECT id, customer_id FROM orders").fetchall()
         names = [customer_name(connection, customer_id) for _, customer_id in rows]
         return f"{len(names)} orders\n"
     finally:
@@ -99,4 +104,99 @@ def orders() -> str:
 
 def customer_name(connection: sqlite3.Connection, customer_id: int) -> str:
     """The N+1: one query per order instead of one JOIN."""
-    return connection.execute("SELECT name FROM customers WHERE id = ?", (customer_id,)).fetchone()[0]
+    return connection.cursor().execute("SELECT name FROM customers WHERE id = ?", (customer_id,)).fetchone()[0]
+
+
+@app.post("/checkout")
+def checkout() -> str:
+    """Records an order, then waits for a payment provider that may never answer.
+
+    The order is written inside a transaction that commits only when the
+    payment went through; any exception on the way (``SlowRequestInterrupted``
+    included) rolls it back.
+    """
+    customer_id = int(request.args.get("customer", "1"))
+    seconds = float(request.args.get("seconds", "0"))
+    connection = _connect()
+    try:
+        with connection:  # commit on success, roll back on any exception
+            connection.execute("INSERT INTO orders (customer_id) VALUES (?)", (customer_id,))
+            wait_for_payment(seconds)
+        return "paid\n"
+    finally:
+        connection.close()
+
+
+def wait_for_payment(seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+# -- PostgreSQL: a request waiting on a row lock ----------------------------------
+
+#: A libpq connection string; psycopg 3 (``pip install 'psycopg[binary]'``) talks to it.
+SHOP_POSTGRES = os.environ.get("SHOP_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
+ACCOUNTS_TABLE = os.environ.get("SHOP_ACCOUNTS_TABLE", "shop_accounts")
+
+
+@app.get("/lock")
+def lock() -> tuple:
+    """Waits ``seconds`` on a row that another session holds with SELECT ... FOR UPDATE.
+
+    What a slow sample of this request shows: the stack in the driver's wait,
+    a CPU ratio near 0, and ``slowstack.in_flight`` naming the locking query.
+    """
+    seconds = float(request.args.get("seconds", "3"))
+    if not ACCOUNTS_TABLE.isidentifier():
+        return f"SHOP_ACCOUNTS_TABLE={ACCOUNTS_TABLE!r} is not a plain table name\n", 500
+    try:
+        import psycopg
+    except ImportError:
+        return "/lock needs psycopg 3: pip install 'psycopg[binary]'\n", 503
+    try:
+        connection = psycopg.connect(SHOP_POSTGRES, connect_timeout=3)
+    except psycopg.OperationalError as exc:
+        return f"PostgreSQL is not reachable (set SHOP_POSTGRES to a libpq connection string): {exc}\n", 503
+    with connection:
+        _create_account(connection)
+        holder = _hold_account(psycopg, seconds)
+        balance = withdraw(connection, 10)  # waits here until the other session commits
+        holder.join()
+    return f"balance {balance}\n", 200
+
+
+def _create_account(connection) -> None:
+    connection.execute(f"CREATE TABLE IF NOT EXISTS {ACCOUNTS_TABLE} (id int PRIMARY KEY, balance int NOT NULL)")
+    connection.execute(f"INSERT INTO {ACCOUNTS_TABLE} VALUES (1, 1000) ON CONFLICT (id) DO NOTHING")
+    connection.commit()
+
+
+def _hold_account(psycopg, seconds: float) -> threading.Thread:
+    """Another session (a batch job, a colleague's psql) takes the row lock and sits on it."""
+    locked = threading.Event()
+
+    def hold() -> None:
+        try:
+            with psycopg.connect(SHOP_POSTGRES) as other:
+                other.execute(f"SELECT balance FROM {ACCOUNTS_TABLE} WHERE id = 1 FOR UPDATE")
+                locked.set()
+                time.sleep(seconds)
+        finally:
+            locked.set()
+
+    # A fresh context: the other session is not part of this request's trace.
+    holder = threading.Thread(target=contextvars.Context().run, args=(hold,), daemon=True)
+    holder.start()
+    locked.wait(10)
+    return holder
+
+
+def withdraw(connection, amount: int) -> int:
+    """Takes the row lock itself, so it waits for the other session first."""
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT balance FROM {ACCOUNTS_TABLE} WHERE id = 1 FOR UPDATE")
+        balance = cursor.fetchone()[0] - amount
+        cursor.execute(f"UPDATE {ACCOUNTS_TABLE} SET balance = %s WHERE id = 1", (balance,))
+    connection.commit()
+    return balance

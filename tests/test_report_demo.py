@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import jsonschema
@@ -28,13 +30,28 @@ def section(text: str, route: str) -> str:
     raise AssertionError(f"no section for {route} in:\n{text}")
 
 
-def test_demo_runs_the_shop_and_reports_its_hotspots(tmp_path: Path) -> None:
+@pytest.fixture
+def accounts_table():
+    """The shop's /lock table, named for this run and dropped after it."""
+    name = f"slowstack_demo_{uuid.uuid4().hex[:8]}"
+    yield name
+    try:
+        import psycopg
+
+        with psycopg.connect("postgresql://postgres@127.0.0.1:5432/test", connect_timeout=3) as connection:
+            connection.execute(f"DROP TABLE IF EXISTS {name}")
+    except Exception:
+        pass  # PostgreSQL absent: the shop never created it
+
+
+def test_demo_runs_the_shop_and_reports_its_hotspots(tmp_path: Path, accounts_table: str) -> None:
     elsewhere = tmp_path / "elsewhere"  # any working directory will do
     elsewhere.mkdir()
     out = tmp_path / "demo"
     result = subprocess.run(
         [str(BIN / "otel-slowstack"), "demo", "--dir", str(out)],
         cwd=str(elsewhere), capture_output=True, text=True, timeout=120,
+        env=dict(os.environ, SHOP_ACCOUNTS_TABLE=accounts_table),
     )
     assert result.returncode == 0, result.stdout + result.stderr
     spans_file = out / "traces.jsonl"

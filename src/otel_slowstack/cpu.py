@@ -15,7 +15,14 @@ import threading
 import time
 from typing import Optional
 
+from . import realthread
+
 _LINUX = sys.platform.startswith("linux")
+
+#: The main thread's real identifier, taken at import (under
+#: ``opentelemetry-instrument``, before gevent can patch ``threading``, whose
+#: ``enumerate()`` then lists greenlets instead).
+_MAIN_IDENT = realthread.get_ident() if threading.current_thread() is threading.main_thread() else None
 
 
 def thread_info(ident: int) -> tuple:
@@ -27,6 +34,8 @@ def thread_info(ident: int) -> tuple:
                 # the parent's native_id on some Pythons; its kernel id is our pid.
                 return thread.name, os.getpid()
             return thread.name, getattr(thread, "native_id", None)
+    if ident == _MAIN_IDENT:
+        return "MainThread", os.getpid()
     return "", None
 
 

@@ -88,6 +88,24 @@ def frame_lines(
     return lines
 
 
+def lines_of(frames: list, redact: Optional[Pattern[str]] = None) -> list:
+    """Frames given outermost first (an await chain, which no ``f_back`` links)
+    as ``FrameLine`` data, by the same rules as ``frame_lines``."""
+    lines: list = []
+    with_locals = MAX_FRAMES_WITH_LOCALS if redact is not None else 0
+    for frame in reversed(frames[-MAX_WALK:]):
+        code = frame.f_code
+        filename = code.co_filename
+        app = is_app_file(filename)
+        local = ()
+        if with_locals and app:
+            local = local_lines(frame, redact)
+            with_locals -= 1
+        lines.append(FrameLine(filename, _lineno(frame), code.co_name, app, local))
+    lines.reverse()
+    return lines
+
+
 def _lineno(frame: FrameType) -> int:
     """``f_lineno``, or, when the thread sits on an instruction with no line
     (a loop's backward jump, seen from another thread), the last line before it."""

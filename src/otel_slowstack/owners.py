@@ -2,39 +2,72 @@
 
 An owner is recorded in ``on_start`` for the price of a few attribute reads
 (``current_owner``), and asked for its stack only when a sample is due. Every
-owner answers the same three questions:
+owner answers the same questions:
 
-- ``thread_ident``: the OS thread it runs on (``thread.id``, the CPU clock);
+- ``thread_ident``: the OS thread it runs on (``thread.id``, the CPU clock),
+  as of the last capture;
 - ``capture(frames_by_thread, redact)``: its frames from the span's entry
   inwards as plain ``FrameLine`` data, or None when it no longer serves the
   span;
-- ``interrupt(exc_type)``: make ``exc_type`` raise inside it.
+- ``interrupt(exc_type)``: make ``exc_type`` raise inside it;
+- ``release()``: drop references once the span has ended.
+
+Three kinds, one per way Python servers run a request:
+
+- ``ThreadOwner``: one OS thread from start to end (WSGI, Celery); while it
+  waits on a ``concurrent.futures`` future, followed by the frames of the
+  pool thread working on it;
+- ``TaskOwner``: an asyncio task (ASGI). Suspended, its stack is its await
+  chain (``tasks.py``); holding the loop, the loop thread's frames; handing
+  work to a pool thread, the chain followed by that thread's frames;
+- ``GreenletOwner``: a greenlet (gevent). Suspended, its saved frames
+  (``gr_frame``); running, its thread's frames.
+
+``TaskOwner`` and ``GreenletOwner`` also have ``withdraw()``: on the owning
+thread, take back an exception ``interrupt`` sent to it that has not landed.
 """
 
 from __future__ import annotations
 
 import ctypes
-import threading
-from types import FrameType
-from typing import Any, Optional, Pattern
+import sys
+from asyncio import _get_running_loop, current_task, tasks
+from types import BuiltinFunctionType, BuiltinMethodType, FrameType, MethodType
+from typing import Any, Callable, Optional, Pattern
 
 from .entry import entry_candidates, find_entry
-from .frames import frame_lines
+from .frames import frame_lines, lines_of
+from .realthread import get_ident
+from .tasks import await_chain, frames_between, futures_waited_on, worker_of
+
+_modules = sys.modules
+_METHODS = (BuiltinMethodType, MethodType)
+#: ``current_task(loop)`` at C speed: Python 3.11's is a Python function over
+#: the C dict, which is read directly here (it is safe from any thread).
+_current_task_of: Callable[[Any], Any] = (
+    current_task
+    if isinstance(current_task, BuiltinFunctionType) or not isinstance(getattr(tasks, "_current_tasks", None), dict)
+    else tasks._current_tasks.get
+)
+#: Other requests' await chains walked at most to find who holds the loop (Python < 3.12).
+MAX_CHAINS_SEARCHED = 256
+#: Loop iterations an interrupt waits for a task that is ready to run to await a future.
+THROW_TRIES = 100
 
 
 class ThreadOwner:
     """A span served by one OS thread from start to end (WSGI, Celery, ...)."""
 
-    __slots__ = ("ident", "starter", "_candidates")
+    __slots__ = ("ident", "starter", "_candidates", "thread_ident", "same_thread")
 
     def __init__(self, ident: int, starter: Optional[FrameType]) -> None:
         self.ident = ident
         self.starter = starter
         self._candidates: Optional[dict] = None
-
-    @property
-    def thread_ident(self) -> int:
-        return self.ident
+        #: The thread whose frames end the last capture: a pool thread while
+        #: this one waits on a ``concurrent.futures`` future it works on.
+        self.thread_ident = ident
+        self.same_thread = True
 
     def capture(self, frames_by_thread: dict, redact: Optional[Pattern[str]]) -> Optional[list]:
         innermost = frames_by_thread.get(self.ident)
@@ -45,7 +78,15 @@ class ThreadOwner:
         entry = find_entry(innermost, self._candidates)
         if entry is None:
             return None  # the thread has left the span's code: moved on
-        return frame_lines(innermost, entry, redact)
+        frames = frames_between(innermost, entry) or []
+        ident = self.ident
+        worker = worker_of(futures_waited_on(innermost), frames_by_thread, (ident, get_ident()))
+        if worker is not None:  # it waits on a pool thread: show what that thread does
+            ident, holder = worker
+            frames += frames_between(frames_by_thread.get(ident), holder) or ()
+        self.same_thread = ident == self.thread_ident
+        self.thread_ident = ident
+        return lines_of(frames, redact)
 
     def interrupt(self, exc_type: type) -> bool:
         """Raise ``exc_type`` in the thread at its next bytecode.
@@ -53,10 +94,16 @@ class ThreadOwner:
         A thread blocked inside a C call (a socket read, ``time.sleep``)
         sees it when that call returns.
         """
-        done = ctypes.pythonapi.PyThreadState_SetAsyncExc(
-            ctypes.c_ulong(self.ident), ctypes.py_object(exc_type)
-        )
+        ident = ctypes.c_ulong(self.ident)
+        done = ctypes.pythonapi.PyThreadState_SetAsyncExc(ident, ctypes.py_object(exc_type))
+        if done > 1:  # more than one thread state matched: take it back everywhere
+            ctypes.pythonapi.PyThreadState_SetAsyncExc(ident, None)
+            return False
         return done == 1
+
+    def withdraw(self) -> None:
+        """Take back an exception sent to the thread and not yet raised (a no-op if none)."""
+        withdraw_from(self.ident)
 
     def release(self) -> None:
         """Drop frame references once the span has ended."""
@@ -64,6 +111,314 @@ class ThreadOwner:
         self._candidates = None
 
 
-def current_owner(starter: Optional[FrameType]) -> Any:
-    """The owner of a span starting now, on the calling thread."""
-    return ThreadOwner(threading.get_ident(), starter)
+class TaskOwner:
+    """A span served by an asyncio task: ASGI servers, aiohttp, any coroutine."""
+
+    __slots__ = (
+        "task",
+        "loop",
+        "ident",
+        "starter",
+        "registry",
+        "thread_ident",
+        "same_thread",
+        "loop_blocked_by",
+        "_candidates",
+        "_sent",
+    )
+
+    def __init__(self, task: Any, loop: Any, ident: int, starter: Optional[FrameType], registry: Optional[dict]) -> None:
+        self.task = task
+        self.loop = loop
+        self.ident = ident  # the loop's thread
+        self.starter = starter
+        self.registry = registry  # span_id -> Watched, to name the span holding the loop
+        self.thread_ident = ident
+        #: False when this capture's thread is not the previous one's (no CPU ratio then).
+        self.same_thread = True
+        self.loop_blocked_by: Optional[str] = None
+        self._candidates: Optional[dict] = None
+        self._sent = False  # an exception was sent to the loop thread
+
+    def capture(self, frames_by_thread: dict, redact: Optional[Pattern[str]]) -> Optional[list]:
+        task, loop = self.task, self.loop
+        if task is None or loop is None or task.done():
+            return None
+        if self._candidates is None:
+            self._candidates = entry_candidates(self.starter)
+        running = _current_task_of(loop)
+        chain = await_chain(task, running)
+        ident = self.ident
+        blocked_by = None
+        if chain.running is task:  # it holds the loop: its frames are the thread's
+            innermost = frames_by_thread.get(ident)
+            entry = find_entry(innermost, self._candidates)
+            frames = frames_between(innermost, entry) if entry is not None else None
+            if not frames:
+                return None
+        else:
+            start = _entry_index(chain.frames, self._candidates)
+            if start is None:
+                return None  # the task no longer runs the span's code
+            frames = chain.frames[start:]
+            if chain.running is not None:  # a task of its own holds the loop
+                coro = chain.running.get_coro()
+                frames += frames_between(frames_by_thread.get(ident), getattr(coro, "cr_frame", None)) or ()
+            else:
+                worker = worker_of(chain.pending, frames_by_thread, (ident, get_ident()))
+                if worker is not None:  # a pool thread does the work meanwhile
+                    ident, holder = worker
+                    frames += frames_between(frames_by_thread.get(ident), holder) or ()
+                elif running is not None:  # waiting for the loop, which another task holds
+                    blocked_by = self._span_holding_loop(running)
+        lines = lines_of(frames, redact)
+        if task.done():
+            return None
+        self.same_thread = ident == self.thread_ident
+        self.thread_ident = ident
+        self.loop_blocked_by = blocked_by
+        return lines
+
+    def _span_holding_loop(self, running: Any) -> Optional[str]:
+        """The name of the watched span whose task holds the loop, if not ours."""
+        others = [w for w in list((self.registry or {}).values()) if isinstance(w.owner, TaskOwner)]
+        for watched in others:
+            if watched.owner.task is running:
+                return _other_name(watched, self)
+        if hasattr(running, "get_context"):  # Python 3.12+: the span current in its context
+            return _span_name_in_context(running, self.registry, self)
+        for watched in others[:MAX_CHAINS_SEARCHED]:  # a task a request awaits, through its chain
+            task = watched.owner.task
+            if task is not None and await_chain(task, running).running is running:
+                return _other_name(watched, self)
+        return None
+
+    def interrupt(self, exc_type: type) -> bool:
+        """Raise ``exc_type`` in the task, thread-safely.
+
+        Holding the loop (sync work on the loop thread), the task gets it at
+        its next bytecode, like a thread. Suspended, it gets it at its
+        innermost ``await``, on the loop: the future it awaits is cancelled
+        (so the operation behind it cleans up as on any cancellation) and the
+        task is woken with ``exc_type`` instead of ``CancelledError``. When a
+        pool thread runs its work, that thread gets it too.
+        """
+        task, loop = self.task, self.loop
+        if task is None or loop is None or task.done() or loop.is_closed():
+            return False
+        ident = self.ident
+        chain = await_chain(task, _current_task_of(loop))
+        if chain.running is not None:
+            holder = chain.running
+            self._sent = raise_in_thread(ident, exc_type, lambda: _current_task_of(loop) is holder)
+            return self._sent
+        worker = worker_of(chain.pending, sys._current_frames(), (ident, get_ident()))
+        if worker is not None:
+            # Left to land even once the span has ended: it must stop the pool
+            # thread's work, which goes on after the response has gone out.
+            pool_ident, frame = worker
+            raise_in_thread(pool_ident, exc_type, lambda: _working_below(pool_ident, frame))
+        try:
+            loop.call_soon_threadsafe(self._throw, exc_type)
+        except RuntimeError:  # the loop closed meanwhile
+            return False
+        return True
+
+    def _throw(self, exc_type: type, tries: int = 0) -> None:
+        """On the loop thread: the task raises ``exc_type`` at its innermost await."""
+        task, loop = self.task, self.loop
+        if task is None or loop is None or task.done():
+            return  # the span ended first (``release`` runs on this thread too)
+        if throw_into(task, exc_type):
+            return
+        if tries < THROW_TRIES:  # ready to run, awaiting nothing yet: once it does
+            loop.call_soon(self._throw, exc_type, tries + 1)
+        else:
+            task.cancel(str(exc_type()))  # never awaits a future: the next best thing
+
+    def withdraw(self) -> None:
+        """On the loop thread: take back an exception sent to it and not yet raised."""
+        if self._sent:
+            self._sent = False
+            withdraw_from(self.ident)
+
+    def release(self) -> None:
+        self.task = self.loop = self.starter = self.registry = None
+        self._candidates = None
+
+
+def throw_into(task: Any, exc_type: type) -> bool:
+    """On the loop thread: make the suspended ``task`` raise ``exc_type`` where
+    it awaits a future; False if it awaits none right now."""
+    chain = await_chain(task)
+    target, leaf = chain.target, chain.leaf  # the innermost task, unless shielded
+    if leaf is None or leaf.done():
+        return False
+    for entry in list(getattr(leaf, "_callbacks", None) or ()):
+        callback, context = entry if type(entry) is tuple else (entry, None)
+        if _is_method(callback) and callback.__self__ is target:  # the task's own wake-up
+            leaf.remove_done_callback(callback)
+            leaf.cancel()
+            carrier = target.get_loop().create_future()
+            carrier.add_done_callback(callback, context=context)
+            carrier.set_exception(exc_type())
+            return True
+    return False
+
+
+def _is_method(callback: Any) -> bool:
+    kind = type(callback)
+    return kind in _METHODS or kind.__name__ == "TaskWakeupMethWrapper"  # Python 3.9's C tasks
+
+
+class GreenletOwner:
+    """A span served by a greenlet (gevent, eventlet): many per OS thread."""
+
+    __slots__ = ("greenlet", "ident", "starter", "_candidates", "_sent")
+
+    def __init__(self, greenlet: Any, ident: int, starter: Optional[FrameType]) -> None:
+        self.greenlet = greenlet
+        self.ident = ident
+        self.starter = starter
+        self._candidates: Optional[dict] = None
+        self._sent = False  # an exception was sent to the thread while it ran
+
+    @property
+    def thread_ident(self) -> int:
+        return self.ident
+
+    def capture(self, frames_by_thread: dict, redact: Optional[Pattern[str]]) -> Optional[list]:
+        greenlet = self.greenlet
+        if greenlet is None or greenlet.dead:
+            return None
+        if self._candidates is None:
+            self._candidates = entry_candidates(self.starter)
+        innermost = greenlet.gr_frame  # set while it is switched out
+        if innermost is None:  # running now: its frames are its thread's
+            innermost = frames_by_thread.get(self.ident)
+        entry = find_entry(innermost, self._candidates)
+        if entry is None:
+            return None  # another greenlet runs, or this one has moved on
+        return frame_lines(innermost, entry, redact)
+
+    def interrupt(self, exc_type: type) -> bool:
+        """Raise ``exc_type`` in the greenlet, thread-safely.
+
+        Running (hogging its thread), it gets it at its next bytecode, like a
+        thread. Switched out, the hub throws it in where it waits, as gevent's
+        own ``Greenlet.kill`` does.
+        """
+        greenlet = self.greenlet
+        if greenlet is None or greenlet.dead:
+            return False
+        if greenlet.gr_frame is None:
+            self._sent = raise_in_thread(self.ident, exc_type, lambda: greenlet.gr_frame is None and not greenlet.dead)
+            return self._sent
+        hub = _hub_of(greenlet)
+        if hub is None:
+            return False
+        hub.loop.run_callback_threadsafe(self._throw, exc_type)
+        return True
+
+    def _throw(self, exc_type: type) -> None:
+        """In the hub: switch into the greenlet, raising ``exc_type`` there."""
+        greenlet = self.greenlet
+        if greenlet is not None and not greenlet.dead:
+            greenlet.throw(exc_type())
+
+    def withdraw(self) -> None:
+        """In the greenlet: take back an exception sent to its thread and not yet raised."""
+        if self._sent:
+            self._sent = False
+            withdraw_from(self.ident)
+
+    def release(self) -> None:
+        self.greenlet = self.starter = None
+        self._candidates = None
+
+
+def _hub_of(greenlet: Any) -> Any:
+    hub_module = _modules.get("gevent.hub")
+    if hub_module is None:
+        return None
+    parent = greenlet.parent
+    for _ in range(8):
+        if parent is None or isinstance(parent, hub_module.Hub):
+            return parent
+        parent = parent.parent
+    return None
+
+
+def raise_in_thread(ident: int, exc_type: type, still: Callable[[], bool]) -> bool:
+    """``PyThreadState_SetAsyncExc``, taken back at once unless ``still()``
+    holds after it: the target must not have moved on meanwhile."""
+    thread = ctypes.c_ulong(ident)
+    done = ctypes.pythonapi.PyThreadState_SetAsyncExc(thread, ctypes.py_object(exc_type))
+    if done != 1 or not still():
+        if done:
+            ctypes.pythonapi.PyThreadState_SetAsyncExc(thread, None)
+        return False
+    return True
+
+
+def withdraw_from(ident: int) -> None:
+    ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(ident), None)
+
+
+def _working_below(ident: int, frame: FrameType) -> bool:
+    """The thread still runs code called from ``frame`` (a pool's work item)."""
+    innermost = sys._current_frames().get(ident)
+    return innermost is not frame and frames_between(innermost, frame) is not None
+
+
+def _entry_index(frames: list, candidates: dict) -> Optional[int]:
+    """Index of the innermost frame that may mark the span's entry."""
+    for index in range(len(frames) - 1, -1, -1):
+        frame = frames[index]
+        if candidates.get(id(frame)) is frame:
+            return index
+    return None
+
+
+def _other_name(watched: Any, owner: Any) -> Optional[str]:
+    span = watched.span
+    return None if watched.owner is owner or span is None else span.name
+
+
+def _span_name_in_context(task: Any, registry: Optional[dict], owner: Any) -> Optional[str]:
+    """The span current in ``task``'s context (Python 3.12+ ``Task.get_context``);
+    its watched root's name when there is one."""
+    try:
+        from opentelemetry import context as otel_context
+        from opentelemetry import trace
+
+        variable = getattr(getattr(otel_context, "_RUNTIME_CONTEXT", None), "_current_context", None)
+        if variable is None:
+            return None
+        span = trace.get_current_span(task.get_context().get(variable))
+        watched = (registry or {}).get(span.get_span_context().span_id)
+        if watched is not None:
+            return _other_name(watched, owner)
+        return getattr(span, "name", None)
+    except Exception:
+        return None
+
+
+def current_owner(starter: Optional[FrameType], registry: Optional[dict] = None) -> Any:
+    """The owner of a span starting now, on the calling thread.
+
+    A few C calls: the running loop (and its current task) only exist under
+    asyncio; a greenlet is only asked for when greenlet is imported, and is
+    the owner only when it is not its thread's main greenlet.
+    """
+    loop = _get_running_loop()
+    if loop is not None:
+        task = _current_task_of(loop)
+        if task is not None:
+            return TaskOwner(task, loop, get_ident(), starter, registry)
+    greenlets = _modules.get("greenlet")
+    if greenlets is not None:
+        current = greenlets.getcurrent()
+        if current.parent is not None:
+            return GreenletOwner(current, get_ident(), starter)
+    return ThreadOwner(get_ident(), starter)

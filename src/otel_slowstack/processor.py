@@ -28,8 +28,11 @@ from typing import Any, Optional
 
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
-from . import counters, quiet
+from opentelemetry.trace import Status, StatusCode
+
+from . import counters, interrupt, quiet, shutdown, snapshot
 from .entry import find_starter
+from .interrupt import SlowRequestInterrupted
 from .owners import current_owner
 from .routes import route_key
 from .sampler import EVENT_NAME, sample_attributes
@@ -64,10 +67,13 @@ class SlowStackProcessor(SpanProcessor):
         #: span_id -> Watched, for watched spans and their open descendants.
         self._spans: dict[int, Watched] = {}
         self._tracer_provider = tracer_provider
-        self._watchdog = Watchdog(self._on_due)
+        self._watchdog = Watchdog(self._on_due, self._spans.get)
         self._shut_down = False
         self._failures: set = set()
+        self._tracers = snapshot.Tracers()
+        self._flusher = snapshot.Flusher()
         quiet.install()
+        shutdown.register(self)
 
     # -- hot path ------------------------------------------------------------
 
@@ -97,7 +103,7 @@ class SlowStackProcessor(SpanProcessor):
             watched = Watched(
                 span,
                 span_id,
-                current_owner(find_starter(sys._getframe(1))),
+                current_owner(find_starter(sys._getframe(1)), self._spans),
                 time.monotonic_ns(),
                 time.thread_time_ns(),
                 threshold,
@@ -106,7 +112,7 @@ class SlowStackProcessor(SpanProcessor):
             self._spans[span_id] = watched
             due = watched.next_due()
             if due is not None:
-                self._watchdog.enqueue(watched, due - watched.start_ns)
+                self._watchdog.enqueue(watched.start_ns, span_id, due - watched.start_ns)
         except Exception:
             self._failed("on_start")
 
@@ -120,12 +126,16 @@ class SlowStackProcessor(SpanProcessor):
                 self._root_ended(watched)
             else:
                 watched.open_children.pop(span_id, None)
-                counters.child_ended(watched, span)
+                counters.child_ended(watched, span, self.settings)
+        except SlowRequestInterrupted:
+            self._ended_while_interrupted(span)
         except Exception:
             self._failed("on_end")
 
     def _root_ended(self, watched: Watched) -> None:
         watched.ended = True
+        if watched.interrupt_state:
+            interrupt.settle(watched)  # no interrupt may outlive the span
         children = watched.open_children
         watched.open_children = {}
         for child_id in children:
@@ -133,6 +143,7 @@ class SlowStackProcessor(SpanProcessor):
         # The lane keeps this record until the watchdog passes it; keep it small.
         owner = watched.owner
         watched.span = watched.owner = None
+        watched.statements = watched.db_last = None
         if owner is not None:
             owner.release()
         if watched.fired:
@@ -153,18 +164,42 @@ class SlowStackProcessor(SpanProcessor):
             trigger = "threshold" if watched.samples == 1 else "interval"
             self._record(watched, span, trigger, watched.samples, now_ns)
         if SNAPSHOT in due:
-            pass  # exported snapshot spans arrive with the kill-survival work
+            provider = self._snapshot(watched, span, "snapshot", watched.snapshots, now_ns)
+            if provider is not None:
+                self._flusher.request(provider)
         if INTERRUPT in due:
-            pass
+            index = watched.samples + 1
+            if self._record(watched, span, "interrupt", index, now_ns):  # False: ended or moved on
+                watched.samples = index
+                interrupt.interrupt(watched, span)
 
-    def _record(self, watched: Watched, span: Any, trigger: str, index: int, now_ns: int) -> bool:
-        attributes = sample_attributes(watched, trigger, index, now_ns, self.settings)
+    def _record(
+        self, watched: Watched, span: Any, trigger: str, index: int, now_ns: int,
+        frames_by_thread: Optional[dict] = None,
+    ) -> bool:
+        attributes = sample_attributes(watched, trigger, index, now_ns, self.settings, frames_by_thread)
         if attributes is None:
             return False
         with quiet.quietly():
             span.add_event(EVENT_NAME, attributes)
             span.set_attribute("slowstack.samples", index)
         return True
+
+    def _snapshot(
+        self, watched: Watched, span: Any, trigger: str, index: int, now_ns: int,
+        frames_by_thread: Optional[dict] = None,
+    ) -> Any:
+        """A fresh sample as a ``slowstack.snapshot`` span; returns the provider to flush."""
+        provider = snapshot.provider_for(span, self._tracer_provider)
+        if provider is None:
+            self._failed("no tracer provider")
+            return None
+        attributes = sample_attributes(watched, trigger, index, now_ns, self.settings, frames_by_thread)
+        if attributes is None:
+            return None
+        with quiet.quietly():
+            snapshot.emit(self._tracers.get(provider), span, attributes, time.time_ns())
+        return provider
 
     def _retarget(self, watched: Watched, span: Any, now_ns: int) -> bool:
         """Routes known only after start (Django sets ``http.route`` late): re-match once."""
@@ -187,6 +222,71 @@ class SlowStackProcessor(SpanProcessor):
     def shutdown(self) -> None:
         self._shut_down = True
         self._watchdog.shutdown()
+        self._flusher.stop()
+
+    # -- the way down (called by shutdown.py, never on a request) -----------
+
+    def open_roots(self) -> list:
+        """Watched spans still open."""
+        spans = self._spans.copy()
+        return [w for k, w in spans.items() if w.span_id == k and not w.ended and w.span is not None]
+
+    def end_open_spans(self, trigger: str, description: str, frames_by_thread: dict) -> list:
+        """Final sample, status ERROR and ``end()`` for every watched span still open.
+
+        Open descendants are ended too, innermost first, so the call the
+        request was waiting on shows in the trace. Returns what to flush.
+        """
+        flush: list = []
+        now_ns = time.monotonic_ns()
+        for watched in self.open_roots():
+            span = watched.span
+            if span is None:
+                continue
+            try:
+                index = watched.samples + 1
+                if self._record(watched, span, trigger, index, now_ns, frames_by_thread):
+                    watched.samples = index
+                target = snapshot.provider_for(span, self._tracer_provider) or getattr(
+                    span, "_span_processor", None
+                )
+                for child in reversed(list(watched.open_children.values())):
+                    _end_with_error(child, description)
+                _end_with_error(span, description)
+                if target is not None and all(target is not t for t in flush):
+                    flush.append(target)
+            except Exception:
+                self._failed("final sample")
+        return flush
+
+    def snapshot_open(self, trigger: str, frames_by_thread: dict) -> list:
+        """A snapshot span for each open watched span already past its threshold."""
+        flush: list = []
+        now_ns = time.monotonic_ns()
+        for watched in self.open_roots():
+            span, threshold = watched.span, watched.threshold_ns
+            if span is None or threshold is None or now_ns - watched.start_ns < threshold:
+                continue
+            try:
+                watched.snapshots += 1
+                provider = self._snapshot(watched, span, trigger, watched.snapshots, now_ns, frames_by_thread)
+                if provider is not None and all(provider is not p for p in flush):
+                    flush.append(provider)
+            except Exception:
+                self._failed("snapshot")
+        return flush
+
+    def _ended_while_interrupted(self, span: ReadableSpan) -> None:
+        """Our interrupt landed inside ``on_end`` itself: finish the bookkeeping, drop it."""
+        try:
+            span_id = span.context.span_id
+            watched = self._spans.pop(span_id, None)
+            if watched is not None and watched.span_id == span_id:
+                self._root_ended(watched)
+            elif watched is not None:
+                watched.open_children.pop(span_id, None)
+        except SlowRequestInterrupted:
+            pass
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         return True
@@ -200,10 +300,22 @@ class SlowStackProcessor(SpanProcessor):
         if where in self._failures:
             return
         self._failures.add(where)
-        if where == "registry full":
+        if where == "no tracer provider":
+            _logger.warning(
+                "otel-slowstack: no SDK tracer provider for snapshot spans; pass "
+                "SlowStackProcessor(tracer_provider=provider) when the provider is not the "
+                "global one. Snapshots are skipped; samples on the span go on."
+            )
+        elif where == "registry full":
             _logger.warning(
                 "otel-slowstack: %d spans in flight (spans started and never ended?); "
                 "new spans are not watched until some end", MAX_TRACKED,
             )
         else:
             _logger.exception("otel-slowstack: %s failed; the span is not watched", where)
+
+
+def _end_with_error(span: Any, description: str) -> None:
+    with quiet.quietly():
+        span.set_status(Status(StatusCode.ERROR, description))
+        span.end()

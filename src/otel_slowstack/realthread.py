@@ -34,9 +34,9 @@ def allocate_lock() -> Any:
     return _original("allocate_lock")()
 
 
-def get_ident() -> int:
-    """The calling OS thread's identifier (not a greenlet's)."""
-    return _original("get_ident")()
+#: The calling OS thread's identifier (not a greenlet's). Bound once: taken
+#: before patching it is the interpreter's own function, and stays so after.
+get_ident: Callable[[], int] = _original("get_ident")
 
 
 def start_thread(target: Callable[[], None], name: str) -> None:

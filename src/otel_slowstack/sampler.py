@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import time
 from typing import Any, Optional
+from urllib.parse import urlsplit
 
-from . import cpu
+from . import cpu, sql
 from .frames import current_frames
 from .settings import Settings
 from .stacktrace import format_stack
@@ -44,17 +45,44 @@ def capture_stack(watched: Watched, settings: Settings, frames_by_thread: Option
 
 
 def in_flight(watched: Watched, now_wall_ns: int) -> Optional[str]:
-    """The oldest innermost child span still open, as ``NAME (N ms)``."""
-    children = list(watched.open_children.values())
+    """The innermost child span still open, as ``LABEL (N ms)``; None when there is none.
+
+    Innermost: an open child with no open child of its own. When several
+    threads each have one, the oldest is the one the request has waited on
+    longest. A database call is labelled by its normalised statement
+    (``SELECT ... FOR UPDATE``), an HTTP call by its name and host.
+    """
+    try:
+        children = list(watched.open_children.values())
+    except RuntimeError:  # resized while being read (free-threaded builds)
+        return None
     if not children:
         return None
     parents = {child.parent.span_id for child in children if child.parent is not None}
-    leaves = [c for c in children if c.context.span_id not in parents and c.start_time]
+    leaves = [
+        c for c in children if c.context.span_id not in parents and c.start_time and c.end_time is None
+    ]
     if not leaves:
         return None
     oldest = min(leaves, key=lambda c: c.start_time)
     age_ms = max(0, now_wall_ns - oldest.start_time) // 1_000_000
-    return f"{oldest.name} ({age_ms} ms)"
+    return f"{_call_label(oldest)} ({age_ms} ms)"
+
+
+def _call_label(span: Any) -> str:
+    """What a reader needs to recognise a call: never a literal, a query string or a password."""
+    attributes = span.attributes or {}
+    text = attributes.get("db.query.text") or attributes.get("db.statement")
+    if isinstance(text, str) and text:
+        return sql.abbreviate(sql.normalized(text))
+    if "http.request.method" in attributes or "http.method" in attributes:
+        host = attributes.get("server.address") or attributes.get("net.peer.name")
+        if not host:
+            url = attributes.get("url.full") or attributes.get("http.url")
+            host = urlsplit(url).hostname if isinstance(url, str) else None
+        if host and str(host) not in span.name:
+            return f"{span.name} {host}"
+    return span.name
 
 
 def sample_attributes(
@@ -86,7 +114,8 @@ def sample_attributes(
         "slowstack.http.count": watched.http_count,
         "slowstack.http.duration_ms": watched.http_ns / 1e6,
     }
-    if cpu_now is not None and watched.last_cpu_ns is not None:
+    # A task's work may move between the loop thread and a pool thread: compare one clock only.
+    if cpu_now is not None and watched.last_cpu_ns is not None and getattr(owner, "same_thread", True):
         value = cpu.ratio(cpu_now - watched.last_cpu_ns, now_ns - watched.last_sample_ns)
         if value is not None:
             attributes["slowstack.cpu_ratio"] = value
@@ -96,4 +125,7 @@ def sample_attributes(
     flight = in_flight(watched, time.time_ns())
     if flight:
         attributes["slowstack.in_flight"] = flight
+    blocked_by = getattr(owner, "loop_blocked_by", None)  # asyncio: another span holds the loop
+    if blocked_by:
+        attributes["slowstack.loop_blocked_by"] = blocked_by
     return attributes

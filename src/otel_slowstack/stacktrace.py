@@ -13,7 +13,7 @@ neither the SDK nor a backend has to cut the value blindly.
 
 from __future__ import annotations
 
-from bisect import bisect_left, insort
+from bisect import bisect_left
 from typing import NamedTuple, Sequence
 
 
@@ -40,7 +40,8 @@ def _size(line: str) -> int:
 
 
 def _gap_cost(count: int) -> int:
-    return _size(elision_line(count)) if count > 0 else 0
+    """Bytes of the marker line for ``count`` elided frames (none for zero)."""
+    return 27 + len(str(count)) if count > 0 else 0
 
 
 def _priority(frames: Sequence[FrameLine]) -> list[int]:
@@ -61,34 +62,39 @@ def format_stack(
     if not frames:
         return ""
     n = len(frames)
+    texts = [frame.text() for frame in frames]
+    sizes = [_size(text) for text in texts]
     # The joined value has no final newline, so one byte of slack.
     budget = max_bytes + 1
+    if n <= max_frames and sum(sizes) <= budget and not any(f.local_lines for f in frames):
+        return "\n".join(texts)
+    smallest = min(sizes)
     kept: list[int] = []
     used = _gap_cost(n)  # with nothing kept, everything is one elided run
     for index in _priority(frames):
-        if len(kept) >= max_frames:
+        if len(kept) >= max_frames or used + smallest > budget:
             break
         pos = bisect_left(kept, index)
         before = kept[pos - 1] if pos else -1
         after = kept[pos] if pos < len(kept) else n
         cost = (
-            _size(frames[index].text())
+            sizes[index]
             + _gap_cost(index - before - 1)
             + _gap_cost(after - index - 1)
             - _gap_cost(after - before - 1)
         )
         if used + cost <= budget:
-            insort(kept, index)
+            kept.insert(pos, index)
             used += cost
     if not kept:
-        return _squeeze(frames[-1].text(), n - 1, max_bytes)
+        return _squeeze(texts[-1], n - 1, max_bytes)
     with_locals = _fit_locals(frames, kept, budget - used)
     lines: list[str] = []
     previous = -1
     for index in kept:
         if index - previous > 1:
             lines.append(elision_line(index - previous - 1))
-        lines.append(frames[index].text())
+        lines.append(texts[index])
         lines.extend(with_locals.get(index, ()))
         previous = index
     if n - 1 - previous > 0:

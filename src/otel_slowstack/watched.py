@@ -48,6 +48,7 @@ class Watched:
         "sample_at",
         "snapshot_at",
         "interrupt_at",
+        "interrupt_state",
         "last_sample_ns",
         "last_cpu_ns",
         "db_count",
@@ -56,6 +57,8 @@ class Watched:
         "http_ns",
         "open_children",
         "statements",
+        "db_last",
+        "repeats_reported",
     )
 
     def __init__(
@@ -87,6 +90,7 @@ class Watched:
         self.snapshot_at = start_ns + snapshot if snapshot is not None else None
         interrupt = settings.interrupt_after_ns
         self.interrupt_at = start_ns + interrupt if interrupt is not None else None
+        self.interrupt_state = 0  # see interrupt.py: IDLE, DECIDING, SENT
         self.last_sample_ns = start_ns
         self.last_cpu_ns = cpu_start_ns
         self.db_count = 0
@@ -94,7 +98,12 @@ class Watched:
         self.http_count = 0
         self.http_ns = 0
         self.open_children: dict = {}
+        #: normalised statement -> runs under this span (N+1 detection)
         self.statements: Optional[dict] = None
+        #: (start, end, thread, statement) of the last database call counted
+        self.db_last: Optional[tuple] = None
+        #: ``slowstack.n_plus_one`` events added so far
+        self.repeats_reported = 0
 
     def next_due(self) -> Optional[int]:
         """The earliest pending deadline, or None when nothing is left to do."""

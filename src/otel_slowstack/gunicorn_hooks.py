@@ -1,0 +1,63 @@
+"""gunicorn: our signal handlers in force in every worker, with nothing to configure.
+
+Each gunicorn worker resets every signal and installs its own handlers right
+after the fork (``Worker.init_signals``): SIGABRT for the ``--timeout``
+abort, SIGTERM for a graceful stop, SIGQUIT and SIGINT for a quick one.
+Handlers chained in the master, where ``opentelemetry-instrument`` loads us,
+are gone by then. So, as soon as ``gunicorn.workers.base`` is imported (or at
+once, if it already is), ``Worker.init_signals`` is wrapped to chain ours in
+front of gunicorn's each time it has run; gunicorn's handlers still run,
+after ours. This holds whether the processor was made in the master before
+the fork (``--preload``, the instrumentor) or in the worker.
+
+gunicorn asks that SIGTERM not interrupt system calls; re-installing a
+handler from Python would lose that, so it is asked for again.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+from typing import Any
+
+_logger = logging.getLogger("otel_slowstack")
+_installed = False
+_patched = False
+
+
+def install() -> None:
+    """Register the post-import hook once; harmless where gunicorn is never imported."""
+    global _installed
+    if _installed:
+        return
+    _installed = True
+    try:
+        from wrapt import register_post_import_hook
+    except ImportError:  # wrapt comes with opentelemetry-instrumentation
+        return
+    register_post_import_hook(_patch, "gunicorn.workers.base")
+
+
+def _patch(module: Any) -> None:
+    global _patched
+    try:
+        from wrapt import wrap_function_wrapper
+
+        if _patched or not hasattr(getattr(module, "Worker", None), "init_signals"):
+            return
+        wrap_function_wrapper(module, "Worker.init_signals", _after_init_signals)
+        _patched = True
+    except Exception:
+        _logger.exception("otel-slowstack: could not hook gunicorn's worker signals")
+
+
+def _after_init_signals(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
+    result = wrapped(*args, **kwargs)
+    try:
+        from . import shutdown
+
+        if shutdown.install_signal_handlers() and hasattr(signal, "siginterrupt"):
+            signal.siginterrupt(signal.SIGTERM, False)
+    except Exception:
+        _logger.exception("otel-slowstack: could not chain the signal handlers in the gunicorn worker")
+    return result

@@ -1,0 +1,174 @@
+"""Load and faults: many threads around the threshold, a dead or slow OTLP
+endpoint, and failures inside sampling. No timing assertions: what must
+hold is who got samples, what stayed bounded, and that nothing leaked out."""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+
+import pytest
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
+
+from otel_slowstack import SlowStackProcessor
+from otlp_receiver import Receiver
+
+THRESHOLD_MS = 40
+
+
+class Everything(logging.Handler):
+    """Collects every warning and error from every logger."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.records: list = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@pytest.fixture
+def logged():
+    handler = Everything()
+    root = logging.getLogger()
+    root.addHandler(handler)
+    yield handler.records
+    root.removeHandler(handler)
+
+
+def test_32_threads_around_the_threshold(logged):
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    processor = SlowStackProcessor(threshold=THRESHOLD_MS, interval=THRESHOLD_MS, max_samples=3)
+    provider.add_span_processor(processor)
+    tracer = provider.get_tracer("load")
+    errors: list = []
+
+    def serve(seed: int) -> None:
+        rng = random.Random(seed)
+        try:
+            for i in range(60):
+                with tracer.start_as_current_span(f"GET /{seed}/{i}", kind=SpanKind.SERVER):
+                    if rng.random() < 0.3:
+                        with tracer.start_as_current_span("SELECT", kind=SpanKind.CLIENT, attributes={"db.system": "sqlite"}):
+                            pass
+                    time.sleep(rng.uniform(0.2, 2.5) * THRESHOLD_MS / 1000)
+        except BaseException as exc:  # nothing may leak into the application
+            errors.append(exc)
+
+    threads = [threading.Thread(target=serve, args=(seed,)) for seed in range(32)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    roots = [s for s in exporter.get_finished_spans() if s.kind is SpanKind.SERVER]
+    assert len(roots) == 32 * 60
+    # On a busy 2-core box the watchdog may be a few tens of ms late, so only
+    # spans well past the threshold must have a sample; none under it may.
+    slack_ns = 200 * 1_000_000
+    for span in roots:
+        duration = span.end_time - span.start_time
+        found = [e for e in span.events if e.name == "slowstack.sample"]
+        if duration < THRESHOLD_MS * 1_000_000:
+            assert found == [], f"{span.name} ran {duration / 1e6:.1f} ms and has a sample"
+        elif duration > THRESHOLD_MS * 1_000_000 + slack_ns:
+            assert found, f"{span.name} ran {duration / 1e6:.1f} ms with no sample"
+        for event in found:
+            assert event.attributes["slowstack.elapsed_ms"] >= THRESHOLD_MS
+    assert processor.watched_count() == 0
+    deadline = time.monotonic() + 5
+    while processor._watchdog.pending() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert processor._watchdog.pending() == 0
+    assert [r.getMessage() for r in logged] == []
+    provider.shutdown()
+
+
+@pytest.mark.parametrize("endpoint_state", ["down", "slow"])
+def test_otlp_endpoint_down_or_slow(logged, endpoint_state):
+    """Export trouble stays in the exporter's thread: requests go on, samples are
+    still taken, nothing raises, our registries stay bounded."""
+    memory = InMemorySpanExporter()
+    provider = TracerProvider()
+    with Receiver(delay_s=2.0) as slow:
+        endpoint = "http://127.0.0.1:9" if endpoint_state == "down" else slow.endpoint
+        otlp = OTLPSpanExporter(endpoint=endpoint + "/v1/traces", timeout=1)
+        provider.add_span_processor(BatchSpanProcessor(otlp, max_queue_size=256, max_export_batch_size=64, schedule_delay_millis=50))
+        provider.add_span_processor(SimpleSpanProcessor(memory))
+        processor = SlowStackProcessor(tracer_provider=provider, threshold=50, interval=50, max_samples=2, snapshot_after=100)
+        provider.add_span_processor(processor)
+        tracer = provider.get_tracer("load")
+        errors: list = []
+
+        def serve(n: int) -> None:
+            try:
+                for i in range(300):
+                    with tracer.start_as_current_span("GET /x", kind=SpanKind.SERVER):
+                        if i % 50 == 0:
+                            time.sleep(0.25)  # slow enough for samples and a snapshot
+            except BaseException as exc:
+                errors.append(exc)
+
+        threads = [threading.Thread(target=serve, args=(n,)) for n in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert errors == []
+        finished = memory.get_finished_spans()
+        sampled = [s for s in finished if s.name == "GET /x" and any(e.name == "slowstack.sample" for e in s.events)]
+        assert len(sampled) == 4 * 6
+        snapshots = [s for s in finished if s.name == "slowstack.snapshot"]
+        assert len(snapshots) >= 4 * 6 and all(s.events for s in snapshots)
+        assert processor.watched_count() == 0
+        provider.shutdown()
+    ours = [r for r in logged if r.name.startswith("otel_slowstack")]
+    assert ours == [], [r.getMessage() for r in ours]
+
+
+class CursedThread(threading.Thread):
+    """A thread class whose name cannot be read: sampling it fails."""
+
+    @property
+    def name(self):  # type: ignore[override]
+        raise RuntimeError("this thread's name cannot be read")
+
+    @name.setter
+    def name(self, value):
+        pass
+
+
+def test_a_failure_inside_sampling_is_contained_and_logged_once(caplog):
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    processor = SlowStackProcessor(threshold=50, interval=50, max_samples=3)
+    provider.add_span_processor(processor)
+    tracer = provider.get_tracer("faults")
+
+    def serve(path: str) -> None:
+        with tracer.start_as_current_span(path, kind=SpanKind.SERVER):
+            time.sleep(0.3)
+
+    with caplog.at_level(logging.DEBUG, logger="otel_slowstack"):
+        cursed = [CursedThread(target=serve, args=(f"GET /cursed/{i}",)) for i in range(3)]
+        for t in cursed:
+            t.start()
+        for t in cursed:
+            t.join()
+        serve("GET /fine")  # the watchdog carries on after the failures
+    failures = [r for r in caplog.records if r.levelno >= logging.WARNING and "sampling failed" in r.getMessage()]
+    assert len(failures) == 1 and failures[0].exc_info
+    spans = {s.name: s for s in exporter.get_finished_spans()}
+    assert len([e for e in spans["GET /fine"].events if e.name == "slowstack.sample"]) == 3
+    assert all(not spans[f"GET /cursed/{i}"].events for i in range(3))
+    assert processor._watchdog.thread_ident is not None
+    provider.shutdown()
