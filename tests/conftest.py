@@ -47,6 +47,13 @@ def receiver():
         yield r
 
 
+@pytest.fixture(scope="module")
+def receiver_for_module():
+    """One receiver for a module whose tests share one server."""
+    with Receiver() as r:
+        yield r
+
+
 @pytest.fixture
 def postgres_dsn() -> str:
     require_service("PostgreSQL", "127.0.0.1", 5432)

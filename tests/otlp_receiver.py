@@ -12,7 +12,7 @@ import threading
 import time
 import zlib
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable, Optional
+from typing import Any, Callable
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
@@ -161,5 +161,26 @@ def server_span(path: str) -> Callable[[dict], bool]:
         attrs = span["attributes"]
         target = attrs.get("http.target") or attrs.get("url.path") or attrs.get("http.route") or ""
         return span["kind"] == "server" and (target.split("?")[0] == path or span["name"].endswith(" " + path))
+
+    return match
+
+
+def stacks(span: dict) -> list:
+    """The ``code.stacktrace`` of each sample of ``span``."""
+    return [sample["code.stacktrace"] for sample in samples(span)]
+
+
+def innermost(stack: str, count: int = 1) -> list:
+    """The names of the ``count`` innermost frames, innermost last."""
+    return [line.rsplit(" in ", 1)[1] for line in stack.splitlines() if line.startswith("  File ")][-count:]
+
+
+def request_to(target: str) -> Callable[[dict], bool]:
+    """Predicate: the SERVER span of the request to ``target`` (path and query)."""
+
+    def match(span: dict) -> bool:
+        attributes = span["attributes"]
+        url = attributes.get("http.url") or attributes.get("url.full") or ""
+        return span["kind"] == "server" and (url.endswith(target) or attributes.get("http.target") == target)
 
     return match

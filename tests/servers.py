@@ -162,6 +162,16 @@ def gunicorn(
     return Server(argv, otel_env(endpoint, **env))
 
 
+#: Settings for tests whose requests last a second or two.
+FAST = {"OTEL_PYTHON_SLOWSTACK_THRESHOLD": "300", "OTEL_PYTHON_SLOWSTACK_INTERVAL": "300"}
+
+
+def uvicorn(endpoint: str, app: str = "async_shop:app", **env: str) -> Server:
+    """``opentelemetry-instrument uvicorn APP`` on a free port."""
+    argv = [str(BIN / "opentelemetry-instrument"), str(BIN / "uvicorn"), "--host", "127.0.0.1", "--port", "0", app]
+    return Server(argv, otel_env(endpoint, **env), ready=r"Uvicorn running on http://[\d.]+:(\d+)")
+
+
 def wait_until(condition, timeout: float = 20.0, interval: float = 0.05) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -10,46 +10,13 @@ from __future__ import annotations
 import time
 
 import pytest
-from otlp_receiver import Receiver, samples
-from servers import BIN, Server, gunicorn, otel_env
+from otlp_receiver import innermost, request_to, samples, stacks
+from servers import FAST, gunicorn, uvicorn
 
 pytestmark = pytest.mark.e2e
 
-FAST = {"OTEL_PYTHON_SLOWSTACK_THRESHOLD": "300", "OTEL_PYTHON_SLOWSTACK_INTERVAL": "300"}
 #: Plumbing outside any request: seeing it in a sample means the wrong stack.
 LOOP_FRAMES = ("base_events.py", "runners.py", "/asyncio/events.py", " in run_asgi")
-
-
-def uvicorn(endpoint: str, app: str = "async_shop:app", **env: str) -> Server:
-    """``opentelemetry-instrument uvicorn APP`` on a free port."""
-    argv = [str(BIN / "opentelemetry-instrument"), str(BIN / "uvicorn"), "--host", "127.0.0.1", "--port", "0", app]
-    return Server(argv, otel_env(endpoint, **env), ready=r"Uvicorn running on http://[\d.]+:(\d+)")
-
-
-def request_to(target: str):
-    """Predicate: the SERVER span of the request to ``target`` (path and query)."""
-
-    def match(span: dict) -> bool:
-        attributes = span["attributes"]
-        url = attributes.get("http.url") or attributes.get("url.full") or ""
-        return span["kind"] == "server" and (url.endswith(target) or attributes.get("http.target") == target)
-
-    return match
-
-
-def stacks(span: dict) -> list:
-    return [sample["code.stacktrace"] for sample in samples(span)]
-
-
-def innermost(stack: str, count: int = 1) -> list:
-    """The names of the ``count`` innermost frames, innermost last."""
-    return [line.rsplit(" in ", 1)[1] for line in stack.splitlines() if line.startswith("  File ")][-count:]
-
-
-@pytest.fixture(scope="module")
-def receiver_for_module():
-    with Receiver() as receiver:
-        yield receiver
 
 
 @pytest.fixture(scope="module")

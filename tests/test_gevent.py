@@ -7,17 +7,10 @@ Real ``gunicorn -k gevent`` (monkey-patched) serves ``examples/gevent_shop.py``
 from __future__ import annotations
 
 import pytest
-from otlp_receiver import Receiver, samples
-from servers import gunicorn
-from test_asyncio import FAST, innermost, request_to, stacks
+from otlp_receiver import innermost, request_to, samples, stacks
+from servers import FAST, gunicorn
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture(scope="module")
-def receiver_for_module():
-    with Receiver() as receiver:
-        yield receiver
 
 
 @pytest.fixture(scope="module")

@@ -19,16 +19,10 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
-from otlp_receiver import Receiver, samples
-from test_asyncio import FAST, innermost, request_to, uvicorn
+from otlp_receiver import innermost, request_to, samples
+from servers import FAST, uvicorn
 
 from otel_slowstack import SlowStackProcessor
-
-@pytest.fixture(scope="module")
-def receiver_for_module():
-    with Receiver() as receiver:
-        yield receiver
-
 
 @pytest.fixture(scope="module")
 def shop(receiver_for_module):

@@ -22,6 +22,8 @@ from .stacktrace import FrameLine
 MAX_WALK = 4096
 #: Local variables are rendered for this many application frames at most.
 MAX_FRAMES_WITH_LOCALS = 8
+#: ``FrameLine`` built straight from a tuple: a sample makes one per frame.
+_FRAME_LINE = tuple.__new__
 
 
 def _library_roots() -> tuple[str, ...]:
@@ -69,28 +71,24 @@ def frame_lines(
 
     With ``redact`` given, application frames carry their local variables.
     """
-    lines: list = []
+    innermost_first: list = []
     frame: Optional[FrameType] = innermost
-    with_locals = MAX_FRAMES_WITH_LOCALS if redact is not None else 0
-    while frame is not None and len(lines) < MAX_WALK:
-        code = frame.f_code
-        filename = code.co_filename
-        app = is_app_file(filename)
-        local = ()
-        if with_locals and app:
-            local = local_lines(frame, redact)
-            with_locals -= 1
-        lines.append(FrameLine(filename, _lineno(frame), code.co_name, app, local))
+    while frame is not None and len(innermost_first) < MAX_WALK:
+        innermost_first.append(frame)
         if frame is stop_at:
             break
         frame = frame.f_back
-    lines.reverse()
-    return lines
+    innermost_first.reverse()
+    return lines_of(innermost_first, redact)
 
 
 def lines_of(frames: list, redact: Optional[Pattern[str]] = None) -> list:
-    """Frames given outermost first (an await chain, which no ``f_back`` links)
-    as ``FrameLine`` data, by the same rules as ``frame_lines``."""
+    """Frame objects given outermost first (a walk up ``f_back``, or an await
+    chain, which no ``f_back`` links) as ``FrameLine`` data.
+
+    With ``redact`` given, the innermost application frames carry their
+    local variables.
+    """
     lines: list = []
     with_locals = MAX_FRAMES_WITH_LOCALS if redact is not None else 0
     for frame in reversed(frames[-MAX_WALK:]):
@@ -101,7 +99,7 @@ def lines_of(frames: list, redact: Optional[Pattern[str]] = None) -> list:
         if with_locals and app:
             local = local_lines(frame, redact)
             with_locals -= 1
-        lines.append(FrameLine(filename, _lineno(frame), code.co_name, app, local))
+        lines.append(_FRAME_LINE(FrameLine, (filename, _lineno(frame), code.co_name, app, local)))
     lines.reverse()
     return lines
 

@@ -4,6 +4,10 @@ A sample or a counter update can race with the span's ``end()`` on its own
 thread; the SDK then drops the write (correctly) and logs a warning. Our
 writes run inside ``quietly()``, and a filter on the SDK's logger drops just
 those warnings, just for our writes.
+
+A process on its way down, whose spans we ended for it, is another matter:
+the request code still unwinding writes to them. After ``silence_everywhere()``
+those warnings are dropped whoever writes.
 """
 
 from __future__ import annotations
@@ -12,14 +16,21 @@ import logging
 import threading
 
 _state = threading.local()
-_MESSAGES = ("Tried calling %s on an ended span.", "Setting attribute on ended span.")
+_MESSAGES = (
+    "Tried calling %s on an ended span.",
+    "Setting attribute on ended span.",
+    "Calling end() on an ended span.",
+)
 
 
 class _EndedSpanFilter(logging.Filter):
+    everywhere = False
+
     def filter(self, record: logging.LogRecord) -> bool:
-        return not (getattr(_state, "on", False) and record.msg in _MESSAGES)
+        return not ((self.everywhere or getattr(_state, "on", False)) and record.msg in _MESSAGES)
 
 
+_filter = _EndedSpanFilter()
 _installed = False
 
 
@@ -27,7 +38,13 @@ def install() -> None:
     global _installed
     if not _installed:
         _installed = True
-        logging.getLogger("opentelemetry.sdk.trace").addFilter(_EndedSpanFilter())
+        logging.getLogger("opentelemetry.sdk.trace").addFilter(_filter)
+
+
+def silence_everywhere() -> None:
+    """From now on, drop the ended-span warnings of every thread."""
+    install()
+    _EndedSpanFilter.everywhere = True
 
 
 class _Quietly:

@@ -43,7 +43,7 @@ import weakref
 from types import FrameType
 from typing import Any, Callable, Optional
 
-from . import realthread
+from . import quiet, realthread
 from .frames import current_frames
 
 _logger = logging.getLogger("otel_slowstack")
@@ -178,7 +178,7 @@ def _at_exit() -> None:
 
 def final(trigger: str, description: str, interrupted: Optional[tuple], flush_s: float) -> bool:
     """End every open watched span with a final sample, then flush; bounded in time."""
-    quiet_after_final()
+    quiet.silence_everywhere()  # the requests still unwinding write to the spans we ended
     return _run_bounded(
         lambda reached: _end_all(trigger, description, interrupted, flush_s), END_WAIT_S + flush_s
     )
@@ -259,29 +259,3 @@ def _run_bounded(work: Callable[[Callable[[], None]], None], timeout_s: float) -
         run()
         return True
     return done.acquire(timeout=timeout_s)
-
-
-# -- log noise of a dying process -------------------------------------------
-
-_ENDED_SPAN_MESSAGES = (
-    "Calling end() on an ended span.",
-    "Tried calling %s on an ended span.",
-    "Setting attribute on ended span.",
-)
-
-
-class _AfterFinalFilter(logging.Filter):
-    """The request code unwinding after its span was ended for it writes to the ended span."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return record.msg not in _ENDED_SPAN_MESSAGES
-
-
-_quieted = False
-
-
-def quiet_after_final() -> None:
-    global _quieted
-    if not _quieted:
-        _quieted = True
-        logging.getLogger("opentelemetry.sdk.trace").addFilter(_AfterFinalFilter())
