@@ -22,22 +22,20 @@ work of sampling happens on one watchdog thread.
 from __future__ import annotations
 
 import logging
-import sys
 import time
 from typing import Any, Optional
 
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
-
 from opentelemetry.trace import Status, StatusCode
 
 from . import counters, interrupt, quiet, shutdown, snapshot
-from .entry import find_starter
+from .entry import starter_of_span_being_started
 from .interrupt import SlowRequestInterrupted
 from .owners import current_owner
 from .routes import route_key
 from .sampler import EVENT_NAME, sample_attributes
 from .settings import Settings
-from .watched import INTERRUPT, SAMPLE, SNAPSHOT, Watched, first_snapshot
+from .watched import INTERRUPT, SAMPLE, SNAPSHOT, Watched, first_due
 from .watchdog import Watchdog
 
 _logger = logging.getLogger("otel_slowstack")
@@ -46,6 +44,7 @@ _logger = logging.getLogger("otel_slowstack")
 #: that starts spans and never ends them gets near it; past it new spans are
 #: not watched, so memory stays bounded.
 MAX_TRACKED = 100_000
+_UNKNOWN = object()
 
 
 class SlowStackProcessor(SpanProcessor):
@@ -66,6 +65,8 @@ class SlowStackProcessor(SpanProcessor):
         self._routes = self.settings.routes
         #: span_id -> Watched, for watched spans and their open descendants.
         self._spans: dict[int, Watched] = {}
+        #: threshold -> offset of a span's first deadline (thresholds are few).
+        self._first_due: dict = {}
         self._tracer_provider = tracer_provider
         self._watchdog = Watchdog(self._on_due, self._spans.get)
         self._shut_down = False
@@ -103,16 +104,17 @@ class SlowStackProcessor(SpanProcessor):
             watched = Watched(
                 span,
                 span_id,
-                current_owner(find_starter(sys._getframe(1)), self._spans),
+                current_owner(starter_of_span_being_started(), self._spans),
                 time.monotonic_ns(),
                 time.thread_time_ns(),
                 threshold,
-                self.settings,
             )
             self._spans[span_id] = watched
-            due = watched.next_due()
-            if due is not None:
-                self._watchdog.enqueue(watched.start_ns, span_id, due - watched.start_ns)
+            offset = self._first_due.get(threshold, _UNKNOWN)
+            if offset is _UNKNOWN:
+                offset = self._first_due[threshold] = first_due(self.settings, threshold)
+            if offset is not None:
+                self._watchdog.enqueue(watched.start_ns, span_id, offset)
         except Exception:
             self._failed("on_start")
 
@@ -140,7 +142,7 @@ class SlowStackProcessor(SpanProcessor):
         watched.open_children = {}
         for child_id in children:
             self._spans.pop(child_id, None)
-        # The lane keeps this record until the watchdog passes it; keep it small.
+        # A slow span's record stays in the watchdog's heap a while: keep it small.
         owner = watched.owner
         watched.span = watched.owner = None
         watched.statements = watched.db_last = None
@@ -157,8 +159,10 @@ class SlowStackProcessor(SpanProcessor):
         span = watched.span
         if span is None or watched.ended:
             return
-        if self._routes and watched.samples == 0 and self._retarget(watched, span, now_ns):
-            return
+        if not watched.armed:
+            watched.arm(self.settings)
+            if self._routes and self._retarget(watched, span, now_ns):
+                return
         due = watched.take_due(now_ns, self.settings)
         if SAMPLE in due:
             trigger = "threshold" if watched.samples == 1 else "interval"
@@ -208,10 +212,7 @@ class SlowStackProcessor(SpanProcessor):
         if threshold == watched.threshold_ns:
             return False
         watched.threshold_ns = threshold
-        start = watched.start_ns
-        watched.sample_at = start + threshold if threshold is not None else None
-        snapshot = first_snapshot(self.settings, threshold)
-        watched.snapshot_at = start + snapshot if snapshot is not None else None
+        watched.arm(self.settings)
         if rule is not None and threshold is None:
             watched.interrupt_at = None  # ``off``: not watched at all
         due = watched.next_due()

@@ -22,6 +22,17 @@ SNAPSHOT = "snapshot"
 INTERRUPT = "interrupt"
 
 
+def first_due(settings: Settings, threshold_ns: Optional[int]) -> Optional[int]:
+    """Offset from the start of a span's first deadline, or None if it has none."""
+    offsets = [
+        threshold_ns if threshold_ns is not None and settings.max_samples > 0 else None,
+        first_snapshot(settings, threshold_ns),
+        settings.interrupt_after_ns,
+    ]
+    present = [o for o in offsets if o is not None]
+    return min(present) if present else None
+
+
 def first_snapshot(settings: Settings, threshold_ns: Optional[int]) -> Optional[int]:
     at = settings.snapshot_after_ns
     if not at:
@@ -32,34 +43,33 @@ def first_snapshot(settings: Settings, threshold_ns: Optional[int]) -> Optional[
 
 
 class Watched:
-    """A watched span in flight; touched by its own thread and the watchdog only."""
+    """A watched span in flight; touched by its own thread and the watchdog only.
 
-    __slots__ = (
-        "span",
-        "span_id",
-        "owner",
-        "start_ns",
-        "cpu_start_ns",
-        "threshold_ns",
-        "ended",
-        "fired",
-        "samples",
-        "snapshots",
-        "sample_at",
-        "snapshot_at",
-        "interrupt_at",
-        "interrupt_state",
-        "last_sample_ns",
-        "last_cpu_ns",
-        "db_count",
-        "db_ns",
-        "http_count",
-        "http_ns",
-        "open_children",
-        "statements",
-        "db_last",
-        "repeats_reported",
-    )
+    ``on_start`` sets six fields and nothing else: every other field keeps its
+    class-level default until something happens to the span (a child span,
+    a deadline), and the schedule is only laid out (``arm``) when the
+    watchdog first handles the span, which most spans never reach.
+    """
+
+    fired = False  # the watchdog has handled it once: it lives in the heap now
+    armed = False  # its timelines are laid out
+    ended = False
+    samples = 0
+    snapshots = 0
+    sample_at: Optional[int] = None
+    snapshot_at: Optional[int] = None
+    interrupt_at: Optional[int] = None
+    interrupt_state = 0  # see interrupt.py: IDLE, DECIDING, SENT
+    db_count = 0
+    db_ns = 0
+    http_count = 0
+    http_ns = 0
+    #: normalised statement -> runs under this span (N+1 detection)
+    statements: Optional[dict] = None
+    #: (start, end, thread, statement) of the last database call counted
+    db_last: Optional[tuple] = None
+    #: ``slowstack.n_plus_one`` events added so far
+    repeats_reported = 0
 
     def __init__(
         self,
@@ -69,41 +79,26 @@ class Watched:
         start_ns: int,
         cpu_start_ns: Optional[int],
         threshold_ns: Optional[int],
-        settings: Settings,
     ) -> None:
         self.span = span
         self.span_id = span_id
         self.owner = owner
-        self.start_ns = start_ns
-        self.cpu_start_ns = cpu_start_ns
-        self.threshold_ns = threshold_ns
-        self.ended = False
-        self.fired = False  # the watchdog has handled it once: it lives in the heap now
-        self.samples = 0
-        self.snapshots = 0
-        self.sample_at = (
-            start_ns + threshold_ns
-            if threshold_ns is not None and settings.max_samples > 0
-            else None
-        )
-        snapshot = first_snapshot(settings, threshold_ns)
-        self.snapshot_at = start_ns + snapshot if snapshot is not None else None
-        interrupt = settings.interrupt_after_ns
-        self.interrupt_at = start_ns + interrupt if interrupt is not None else None
-        self.interrupt_state = 0  # see interrupt.py: IDLE, DECIDING, SENT
-        self.last_sample_ns = start_ns
+        self.start_ns = self.last_sample_ns = start_ns
         self.last_cpu_ns = cpu_start_ns
-        self.db_count = 0
-        self.db_ns = 0
-        self.http_count = 0
-        self.http_ns = 0
+        self.threshold_ns = threshold_ns
         self.open_children: dict = {}
-        #: normalised statement -> runs under this span (N+1 detection)
-        self.statements: Optional[dict] = None
-        #: (start, end, thread, statement) of the last database call counted
-        self.db_last: Optional[tuple] = None
-        #: ``slowstack.n_plus_one`` events added so far
-        self.repeats_reported = 0
+
+    def arm(self, settings: Settings) -> None:
+        """Lay out the three timelines from the span's start and threshold."""
+        self.armed = True
+        start, threshold = self.start_ns, self.threshold_ns
+        self.sample_at = (
+            start + threshold if threshold is not None and settings.max_samples > self.samples else None
+        )
+        snapshot = first_snapshot(settings, threshold)
+        self.snapshot_at = start + snapshot if snapshot is not None else None
+        interrupt = settings.interrupt_after_ns
+        self.interrupt_at = start + interrupt if interrupt is not None else None
 
     def next_due(self) -> Optional[int]:
         """The earliest pending deadline, or None when nothing is left to do."""
