@@ -138,19 +138,19 @@ class SlowStackProcessor(SpanProcessor):
         watched.ended = True
         if watched.interrupt_state:
             interrupt.settle(watched)  # no interrupt may outlive the span
-        children = watched.open_children
-        watched.open_children = {}
-        for child_id in children:
-            self._spans.pop(child_id, None)
-        # A slow span's record stays in the watchdog's heap a while: keep it small.
-        owner = watched.owner
-        watched.span = watched.owner = None
-        watched.statements = watched.db_last = None
-        if owner is not None:
-            owner.release()
+        if watched.open_children:
+            for child_id in list(watched.open_children):
+                self._spans.pop(child_id, None)
         if watched.fired:
-            # A slow span sits in the watchdog's heap until its next deadline;
-            # let the watchdog drop it now rather than wake for it later.
+            # A slow span's record sits in the watchdog's heap until its next
+            # deadline: drop what it holds, and let the watchdog drop it now
+            # rather than wake for it later. Any other record is garbage now.
+            owner = watched.owner
+            watched.span = watched.owner = None
+            watched.open_children = {}
+            watched.statements = watched.db_last = None
+            if owner is not None:
+                owner.release()
             self._watchdog.wake()
 
     # -- the watchdog thread -----------------------------------------------
