@@ -184,3 +184,13 @@ def request_to(target: str) -> Callable[[dict], bool]:
         return span["kind"] == "server" and (url.endswith(target) or attributes.get("http.target") == target)
 
     return match
+
+
+def assert_interrupted(span: dict, where: list) -> None:
+    """``span`` was ended by ``SlowRequestInterrupted``, its last sample taken in ``where``."""
+    assert span["status"] == "error"
+    last = samples(span)[-1]
+    assert last["slowstack.trigger"] == "interrupt"
+    assert innermost(last["code.stacktrace"], len(where)) == where
+    raised = [e["attributes"] for e in span["events"] if e["name"] == "exception"]
+    assert raised and raised[0]["exception.type"].endswith("SlowRequestInterrupted"), span["events"]
