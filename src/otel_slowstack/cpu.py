@@ -50,10 +50,6 @@ def thread_cpu_ns(ident: int, native_id: Optional[int]) -> Optional[int]:
         return None
 
 
-def own_cpu_ns() -> int:
-    return time.thread_time_ns()
-
-
 def ratio(cpu_delta: Optional[int], wall_delta: int) -> Optional[float]:
     """CPU over wall time, clamped to [0, 1] against clock skew."""
     if cpu_delta is None or wall_delta <= 0:
