@@ -50,7 +50,7 @@ def main() -> None:
         if marks and sum(done) >= marks[0]:
             gc.collect()
             checkpoints.append({"spans": sum(done), "rss_mb": rss_bytes() / 2**20,
-                                "registry": processor.watched_count(), "queued": processor._watchdog.pending()})
+                                "registry": processor.watched_count(), "queued": processor._schedule.pending()})
             marks.pop(0)
         time.sleep(0.05)
     for t in threads:
@@ -58,7 +58,7 @@ def main() -> None:
     time.sleep(0.05)
     gc.collect()
     checkpoints.append({"spans": sum(done), "rss_mb": rss_bytes() / 2**20,
-                        "registry": processor.watched_count(), "queued": processor._watchdog.pending()})
+                        "registry": processor.watched_count(), "queued": processor._schedule.pending()})
     elapsed = time.monotonic() - start
     provider.shutdown()
     emit({"memory": {"spans": total, "slow_share": 0.05, "seconds": elapsed, "checkpoints": checkpoints}})

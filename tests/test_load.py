@@ -85,9 +85,9 @@ def test_32_threads_around_the_threshold(logged):
             assert event.attributes["slowstack.elapsed_ms"] >= THRESHOLD_MS
     assert processor.watched_count() == 0
     deadline = time.monotonic() + 5
-    while processor._watchdog.pending() and time.monotonic() < deadline:
+    while processor._schedule.pending() and time.monotonic() < deadline:
         time.sleep(0.02)
-    assert processor._watchdog.pending() == 0
+    assert processor._schedule.pending() == 0
     assert [r.getMessage() for r in logged] == []
     provider.shutdown()
 
@@ -166,7 +166,10 @@ def test_a_failure_inside_sampling_is_contained_and_logged_once(caplog):
             t.join()
         serve("GET /fine")  # the watchdog carries on after the failures
     failures = [r for r in caplog.records if r.levelno >= logging.WARNING and "sampling failed" in r.getMessage()]
-    assert len(failures) == 1 and failures[0].exc_info
+    # One line per kind of failure, naming it and where it was raised; never a
+    # formatted traceback (on 3.11 that runs ast.parse on the watchdog thread).
+    assert len(failures) == 1 and failures[0].exc_info is None, [r.getMessage() for r in failures]
+    assert "RuntimeError: this thread's name cannot be read (at test_load.py:" in failures[0].getMessage()
     spans = {s.name: s for s in exporter.get_finished_spans()}
     assert len([e for e in spans["GET /fine"].events if e.name == "slowstack.sample"]) == 3
     assert all(not spans[f"GET /cursed/{i}"].events for i in range(3))

@@ -108,12 +108,16 @@ def entry_candidates(starter: Optional[FrameType]) -> dict:
     return candidates
 
 
-def find_entry(innermost: Optional[FrameType], candidates: dict, limit: int = 4096) -> Optional[FrameType]:
-    """The innermost candidate frame on the stack ending in ``innermost``."""
+def find_entry(innermost: Optional[FrameType], candidates: dict) -> Optional[FrameType]:
+    """The innermost candidate frame on the stack ending in ``innermost``.
+
+    The walk has no depth limit: a runaway recursion tens of thousands of
+    frames deep is exactly the span that must still be found (a stack is
+    finite, and the walk happens only when a sample is due).
+    """
     frame = innermost
-    while frame is not None and limit > 0:
+    while frame is not None:
         if id(frame) in candidates and candidates[id(frame)] is frame:
             return frame
         frame = frame.f_back
-        limit -= 1
     return None

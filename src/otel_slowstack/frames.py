@@ -18,7 +18,8 @@ from typing import Optional, Pattern
 from .local_variables import local_lines
 from .stacktrace import FrameLine
 
-#: Deep recursion is capped here; the formatter elides the middle anyway.
+#: Frames turned into data at most: the entry and the innermost ones. Deeper
+#: stacks (a runaway recursion) keep both ends, the middle counted as elided.
 MAX_WALK = 4096
 #: Local variables are rendered for this many application frames at most.
 MAX_FRAMES_WITH_LOCALS = 8
@@ -73,7 +74,7 @@ def frame_lines(
     """
     innermost_first: list = []
     frame: Optional[FrameType] = innermost
-    while frame is not None and len(innermost_first) < MAX_WALK:
+    while frame is not None:
         innermost_first.append(frame)
         if frame is stop_at:
             break
@@ -91,7 +92,9 @@ def lines_of(frames: list, redact: Optional[Pattern[str]] = None) -> list:
     """
     lines: list = []
     with_locals = MAX_FRAMES_WITH_LOCALS if redact is not None else 0
-    for frame in reversed(frames[-MAX_WALK:]):
+    elided = len(frames) - MAX_WALK
+    kept = frames if elided <= 0 else frames[-(MAX_WALK - 1):]
+    for frame in reversed(kept):
         code = frame.f_code
         filename = code.co_filename
         app = is_app_file(filename)
@@ -99,7 +102,13 @@ def lines_of(frames: list, redact: Optional[Pattern[str]] = None) -> list:
         if with_locals and app:
             local = local_lines(frame, redact)
             with_locals -= 1
-        lines.append(_FRAME_LINE(FrameLine, (filename, _lineno(frame), code.co_name, app, local)))
+        lines.append(_FRAME_LINE(FrameLine, (filename, _lineno(frame), code.co_name, app, local, 0)))
+    if elided > 0:  # a runaway recursion: keep the entry, count the middle
+        lines[-1] = lines[-1]._replace(elided_before=elided)
+        entry = frames[0]
+        code = entry.f_code
+        app = is_app_file(code.co_filename)
+        lines.append(_FRAME_LINE(FrameLine, (code.co_filename, _lineno(entry), code.co_name, app, (), 0)))
     lines.reverse()
     return lines
 

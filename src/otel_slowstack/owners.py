@@ -70,12 +70,11 @@ class ThreadOwner:
         self.same_thread = True
 
     def capture(self, frames_by_thread: dict, redact: Optional[Pattern[str]]) -> Optional[list]:
+        candidates = _candidates_of(self)  # read once: ``release`` may run meanwhile
         innermost = frames_by_thread.get(self.ident)
-        if innermost is None:
+        if innermost is None or candidates is None:
             return None
-        if self._candidates is None:
-            self._candidates = entry_candidates(self.starter)
-        entry = find_entry(innermost, self._candidates)
+        entry = find_entry(innermost, candidates)
         if entry is None:
             return None  # the thread has left the span's code: moved on
         frames = frames_between(innermost, entry) or []
@@ -141,23 +140,23 @@ class TaskOwner:
         self._sent = False  # an exception was sent to the loop thread
 
     def capture(self, frames_by_thread: dict, redact: Optional[Pattern[str]]) -> Optional[list]:
-        task, loop = self.task, self.loop
-        if task is None or loop is None or task.done():
+        # Each field read once: the request's ``release`` may clear them meanwhile.
+        task, loop, registry = self.task, self.loop, self.registry
+        candidates = _candidates_of(self)
+        if task is None or loop is None or candidates is None or task.done():
             return None
-        if self._candidates is None:
-            self._candidates = entry_candidates(self.starter)
         running = _current_task_of(loop)
         chain = await_chain(task, running)
         ident = self.ident
         blocked_by = None
         if chain.running is task:  # it holds the loop: its frames are the thread's
             innermost = frames_by_thread.get(ident)
-            entry = find_entry(innermost, self._candidates)
+            entry = find_entry(innermost, candidates)
             frames = frames_between(innermost, entry) if entry is not None else None
             if not frames:
                 return None
         else:
-            start = _entry_index(chain.frames, self._candidates)
+            start = _entry_index(chain.frames, candidates)
             if start is None:
                 return None  # the task no longer runs the span's code
             frames = chain.frames[start:]
@@ -170,7 +169,7 @@ class TaskOwner:
                     ident, holder = worker
                     frames += frames_between(frames_by_thread.get(ident), holder) or ()
                 elif running is not None:  # waiting for the loop, which another task holds
-                    blocked_by = self._span_holding_loop(running)
+                    blocked_by = self._span_holding_loop(running, registry)
         lines = lines_of(frames, redact)
         if task.done():
             return None
@@ -179,16 +178,19 @@ class TaskOwner:
         self.loop_blocked_by = blocked_by
         return lines
 
-    def _span_holding_loop(self, running: Any) -> Optional[str]:
+    def _span_holding_loop(self, running: Any, registry: Optional[dict]) -> Optional[str]:
         """The name of the watched span whose task holds the loop, if not ours."""
-        others = [w for w in list((self.registry or {}).values()) if isinstance(w.owner, TaskOwner)]
-        for watched in others:
-            if watched.owner.task is running:
+        others = []
+        for watched in list((registry or {}).values()):
+            owner = watched.owner  # read once: that span may end meanwhile
+            if isinstance(owner, TaskOwner):
+                others.append((watched, owner.task))
+        for watched, task in others:
+            if task is running:
                 return _other_name(watched, self)
         if hasattr(running, "get_context"):  # Python 3.12+: the span current in its context
-            return _span_name_in_context(running, self.registry, self)
-        for watched in others[:MAX_CHAINS_SEARCHED]:  # a task a request awaits, through its chain
-            task = watched.owner.task
+            return _span_name_in_context(running, registry, self)
+        for watched, task in others[:MAX_CHAINS_SEARCHED]:  # a task a request awaits, through its chain
             if task is not None and await_chain(task, running).running is running:
                 return _other_name(watched, self)
         return None
@@ -288,15 +290,14 @@ class GreenletOwner:
         return self.ident
 
     def capture(self, frames_by_thread: dict, redact: Optional[Pattern[str]]) -> Optional[list]:
-        greenlet = self.greenlet
-        if greenlet is None or greenlet.dead:
+        greenlet = self.greenlet  # each field read once: ``release`` may run meanwhile
+        candidates = _candidates_of(self)
+        if greenlet is None or candidates is None or greenlet.dead:
             return None
-        if self._candidates is None:
-            self._candidates = entry_candidates(self.starter)
         innermost = greenlet.gr_frame  # set while it is switched out
         if innermost is None:  # running now: its frames are its thread's
             innermost = frames_by_thread.get(self.ident)
-        entry = find_entry(innermost, self._candidates)
+        entry = find_entry(innermost, candidates)
         if entry is None:
             return None  # another greenlet runs, or this one has moved on
         return frame_lines(innermost, entry, redact)
@@ -369,6 +370,21 @@ def _working_below(ident: int, frame: FrameType) -> bool:
     """The thread still runs code called from ``frame`` (a pool's work item)."""
     innermost = sys._current_frames().get(ident)
     return innermost is not frame and frames_between(innermost, frame) is not None
+
+
+def _candidates_of(owner: Any) -> Optional[dict]:
+    """The owner's entry candidates, worked out on first use; None once released.
+
+    Read and written through locals only: the watchdog calls this while the
+    request's thread may be running ``release()``, which clears both fields.
+    """
+    candidates = owner._candidates
+    if candidates is None:
+        starter = owner.starter
+        if starter is None:
+            return None
+        candidates = owner._candidates = entry_candidates(starter)
+    return candidates
 
 
 def _entry_index(frames: list, candidates: dict) -> Optional[int]:

@@ -22,13 +22,14 @@ work of sampling happens on one watchdog thread.
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from typing import Any, Optional
 
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.trace import Status, StatusCode
 
-from . import counters, interrupt, quiet, shutdown, snapshot
+from . import counters, failures, interrupt, quiet, shutdown, snapshot
 from .entry import starter_of_span_being_started
 from .interrupt import SlowRequestInterrupted
 from .owners import current_owner
@@ -36,7 +37,8 @@ from .routes import route_key
 from .sampler import EVENT_NAME, sample_attributes
 from .settings import Settings
 from .watched import INTERRUPT, SAMPLE, SNAPSHOT, Watched, first_due
-from .watchdog import Watchdog
+from .schedule import Schedule
+from .watchdog import watchdog
 
 _logger = logging.getLogger("otel_slowstack")
 
@@ -68,7 +70,9 @@ class SlowStackProcessor(SpanProcessor):
         #: threshold -> offset of a span's first deadline (thresholds are few).
         self._first_due: dict = {}
         self._tracer_provider = tracer_provider
-        self._watchdog = Watchdog(self._on_due, self._spans.get)
+        self._schedule = Schedule(self._on_due, self._spans.get)
+        self._watchdog = watchdog()
+        self._watchdog.add(self._schedule)
         self._shut_down = False
         self._failures: set = set()
         self._tracers = snapshot.Tracers()
@@ -114,7 +118,7 @@ class SlowStackProcessor(SpanProcessor):
             if offset is _UNKNOWN:
                 offset = self._first_due[threshold] = first_due(self.settings, threshold)
             if offset is not None:
-                self._watchdog.enqueue(watched.start_ns, span_id, offset)
+                self._watchdog.due_at(self._schedule.enqueue(watched.start_ns, span_id, offset))
         except Exception:
             self._failed("on_start")
 
@@ -155,7 +159,7 @@ class SlowStackProcessor(SpanProcessor):
 
     # -- the watchdog thread -----------------------------------------------
 
-    def _on_due(self, watched: Watched, now_ns: int) -> None:
+    def _on_due(self, watched: Watched, now_ns: int, batch: Any) -> None:
         span = watched.span
         if span is None or watched.ended:
             return
@@ -164,16 +168,19 @@ class SlowStackProcessor(SpanProcessor):
             if self._routes and self._retarget(watched, span, now_ns):
                 return
         due = watched.take_due(now_ns, self.settings)
+        if not due:
+            return
+        frames = batch.frames()
         if SAMPLE in due:
             trigger = "threshold" if watched.samples == 1 else "interval"
-            self._record(watched, span, trigger, watched.samples, now_ns)
+            self._record(watched, span, trigger, watched.samples, now_ns, frames)
         if SNAPSHOT in due:
-            provider = self._snapshot(watched, span, "snapshot", watched.snapshots, now_ns)
+            provider = self._snapshot(watched, span, "snapshot", watched.snapshots, now_ns, frames)
             if provider is not None:
                 self._flusher.request(provider)
         if INTERRUPT in due:
             index = watched.samples + 1
-            if self._record(watched, span, "interrupt", index, now_ns):  # False: ended or moved on
+            if self._record(watched, span, "interrupt", index, now_ns, frames):  # False: ended or moved on
                 watched.samples = index
                 interrupt.interrupt(watched, span)
 
@@ -222,7 +229,8 @@ class SlowStackProcessor(SpanProcessor):
 
     def shutdown(self) -> None:
         self._shut_down = True
-        self._watchdog.shutdown()
+        self._watchdog.remove(self._schedule)
+        self._watchdog.join(2.0)
         self._flusher.stop()
 
     # -- the way down (called by shutdown.py, never on a request) -----------
@@ -298,6 +306,10 @@ class SlowStackProcessor(SpanProcessor):
 
     def _failed(self, where: str) -> None:
         """Log once per kind of failure; the span goes unwatched, the app goes on."""
+        exc = sys.exc_info()[1]
+        if exc is not None:
+            failures.report(exc, f"{where} failed; the span is not watched")
+            return
         if where in self._failures:
             return
         self._failures.add(where)
@@ -312,8 +324,6 @@ class SlowStackProcessor(SpanProcessor):
                 "otel-slowstack: %d spans in flight (spans started and never ended?); "
                 "new spans are not watched until some end", MAX_TRACKED,
             )
-        else:
-            _logger.exception("otel-slowstack: %s failed; the span is not watched", where)
 
 
 def _end_with_error(span: Any, description: str) -> None:

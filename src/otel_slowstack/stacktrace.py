@@ -25,6 +25,9 @@ class FrameLine(NamedTuple):
     name: str
     is_app: bool
     local_lines: tuple = ()
+    #: Frames dropped just outside this one before formatting (a recursion
+    #: deeper than the capture keeps); shown with the other elisions.
+    elided_before: int = 0
 
     def text(self) -> str:
         return f'  File "{self.filename}", line {self.lineno}, in {self.name}'
@@ -61,7 +64,13 @@ def format_stack(
     """Frames (outermost first) → traceback text within both limits."""
     if not frames:
         return ""
-    n = len(frames)
+    # Each frame's position in the whole stack, counting frames dropped before formatting.
+    positions: list[int] = []
+    position = -1
+    for frame in frames:
+        position += frame.elided_before + 1
+        positions.append(position)
+    n = position + 1
     texts = [frame.text() for frame in frames]
     sizes = [_size(text) for text in texts]
     # The joined value has no final newline, so one byte of slack.
@@ -75,12 +84,13 @@ def format_stack(
         if len(kept) >= max_frames or used + smallest > budget:
             break
         pos = bisect_left(kept, index)
-        before = kept[pos - 1] if pos else -1
-        after = kept[pos] if pos < len(kept) else n
+        before = positions[kept[pos - 1]] if pos else -1
+        after = positions[kept[pos]] if pos < len(kept) else n
+        at = positions[index]
         cost = (
             sizes[index]
-            + _gap_cost(index - before - 1)
-            + _gap_cost(after - index - 1)
+            + _gap_cost(at - before - 1)
+            + _gap_cost(after - at - 1)
             - _gap_cost(after - before - 1)
         )
         if used + cost <= budget:
@@ -92,11 +102,12 @@ def format_stack(
     lines: list[str] = []
     previous = -1
     for index in kept:
-        if index - previous > 1:
-            lines.append(elision_line(index - previous - 1))
+        at = positions[index]
+        if at - previous > 1:
+            lines.append(elision_line(at - previous - 1))
         lines.append(texts[index])
         lines.extend(with_locals.get(index, ()))
-        previous = index
+        previous = at
     if n - 1 - previous > 0:
         lines.append(elision_line(n - 1 - previous))
     return "\n".join(lines)

@@ -330,16 +330,16 @@ def _holds(frame: FrameType, wanted: dict) -> bool:
     return False
 
 
-def frames_between(innermost: Optional[FrameType], outer: FrameType, limit: int = 4096) -> Optional[list]:
+def frames_between(innermost: Optional[FrameType], outer: FrameType) -> Optional[list]:
     """Frames from ``outer`` inwards to ``innermost``, outermost first; None if
-    ``outer`` is not on that stack."""
+    ``outer`` is not on that stack. No depth limit: ``lines_of`` shortens a
+    runaway recursion, keeping both ends."""
     stack: list = []
     frame = innermost
-    while frame is not None and limit > 0:
+    while frame is not None:
         stack.append(frame)
         if frame is outer:
             stack.reverse()
             return stack
         frame = frame.f_back
-        limit -= 1
     return None

@@ -1,78 +1,98 @@
 """One thread per process that sleeps until the next watched span is due.
 
-Spans enter through ``enqueue`` on their own thread: their start time and id
-appended to a FIFO "lane" (one per first-deadline offset, so each lane is
-already sorted by deadline) and, only when the new deadline is earlier than
-the one the watchdog sleeps towards, a wake-up. No lock is taken for the
-common case and nothing is removed when a span ends: the processor forgets
-the span, and the watchdog drops the entry when it reaches the head of its
-lane. A lane entry is a tuple of two ints, which the garbage collector does
-not track, so even (request rate x offset) of them (30 s routes at 1,000
-requests a second: 30,000 entries, about 3 MB) cost no collection time. Spans that become
-slow move to a private heap for their later samples.
+Every processor has a ``Schedule`` (``schedule.py``) of its own; the process
+has one ``Watchdog`` thread serving all of them, however many tracer
+providers the application makes. It holds the schedules weakly, as the SDK's
+batch processor holds its owner: a processor nobody references any more is
+freed with its spans, and the thread never keeps it alive.
 
-With nothing in flight the thread waits without a timeout: zero wake-ups.
-It is started lazily, and rebuilt in a forked child (gunicorn workers, with
-or without ``--preload``), like the SDK's batch processor.
+Application threads call ``wake()`` only when a new deadline is earlier than
+the one the thread sleeps towards. With nothing in flight the thread waits
+without a timeout: zero wake-ups. It is started lazily, ends when no schedule
+is left, and is rebuilt in a forked child (gunicorn workers, with or without
+``--preload``), like the SDK's batch processor.
+
+Never harming the host comes first, so the thread keeps to a CPU budget:
+one pass handles what is due, oldest first, for at most ``BATCH_CPU_NS`` of
+its own CPU time, and then rests ``REST_FACTOR`` times as long as it worked
+before the next pass. However many spans are slow at once (thousands of
+stuck threads), the watchdog takes at most about 1 / (1 + ``REST_FACTOR``)
+of one core and of the GIL; samples then come later and sparser, never the
+application slower. Every span due in one pass shares one read of all
+threads' frames (``Batch``), which costs in proportion to the thread count.
 """
 
 from __future__ import annotations
 
-import heapq
-import logging
 import os
 import time
 import weakref
-from collections import deque
-from itertools import count
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
-from . import realthread
+from . import failures, realthread
+from .frames import current_frames
+from .schedule import Schedule
 
-_logger = logging.getLogger("otel_slowstack")
+#: CPU time one pass may take before it yields.
+BATCH_CPU_NS = 2_000_000
+#: Rest after a pass, as a multiple of the CPU time it took: at most 2 % of a core.
+REST_FACTOR = 49
 _FOREVER = float("inf")
 
 
+class Batch:
+    """What the spans due in one pass share: one read of every thread's frames."""
+
+    __slots__ = ("_frames",)
+
+    def __init__(self) -> None:
+        self._frames: Optional[dict] = None
+
+    def frames(self) -> dict:
+        if self._frames is None:
+            self._frames = current_frames()
+        return self._frames
+
+
 class Watchdog:
-    """Calls ``on_due(watched, now_ns)`` at each deadline of each watched span.
+    """The process's watchdog thread; use ``watchdog()`` to get it."""
 
-    ``resolve(span_id)`` gives the span's ``Watched`` while it is open, None after.
-    """
-
-    def __init__(self, on_due: Callable[[Any, int], None], resolve: Callable[[int], Any]) -> None:
-        self._on_due = on_due
-        self._resolve = resolve
-        self.thread_ident: Optional[int] = None
+    def __init__(self) -> None:
         self.wakeups = 0
-        self._failures: set = set()
         self._reset()
-        if hasattr(os, "register_at_fork"):
-            ref = weakref.WeakMethod(self._reset)
-            os.register_at_fork(after_in_child=lambda: (ref() or (lambda: None))())
 
     def _reset(self) -> None:
         """Fresh state; in a forked child the parent's thread does not exist."""
-        self._lanes: dict[int, deque] = {}
-        self._heap: list = []
-        self._seq = count()
+        self._schedules: "weakref.WeakSet[Schedule]" = weakref.WeakSet()
         self._mutex = realthread.allocate_lock()
         self._signal = realthread.allocate_lock()
         self._signal.acquire()
         self._kick = False
-        self._stopped = False
         self._started = False
         self.sleep_until: float = _FOREVER
-        self.thread_ident = None
+        self.thread_ident: Optional[int] = None
+
+    def after_fork_in_child(self) -> None:
+        schedules = list(self._schedules)
+        self._reset()
+        for schedule in schedules:
+            schedule.reset()
+            self._schedules.add(schedule)
 
     # -- called on application threads -----------------------------------
 
-    def enqueue(self, start_ns: int, span_id: int, offset_ns: int) -> None:
-        """Call back for ``span_id`` at ``start_ns + offset_ns`` if it is still open then."""
-        lane = self._lanes.get(offset_ns)
-        if lane is None:
-            lane = self._lanes.setdefault(offset_ns, deque())
-        lane.append((start_ns, span_id))
-        if start_ns + offset_ns < self.sleep_until:
+    def add(self, schedule: Schedule) -> None:
+        self._schedules.add(schedule)
+
+    def remove(self, schedule: Schedule) -> None:
+        """Stop serving ``schedule``; the thread ends when none is left."""
+        self._schedules.discard(schedule)
+        if self._started:
+            self.wake()
+
+    def due_at(self, deadline_ns: int) -> None:
+        """A new deadline: wake the thread if it sleeps past it."""
+        if deadline_ns < self.sleep_until:
             self.wake()
 
     def wake(self) -> None:
@@ -86,31 +106,43 @@ class Watchdog:
             except RuntimeError:  # another thread released it first
                 pass
 
-    def shutdown(self, timeout_s: float = 2.0) -> None:
-        self._stopped = True
-        self.wake()
-        deadline = time.monotonic() + timeout_s
-        while self.thread_ident is not None and time.monotonic() < deadline:
-            time.sleep(0.005)
-
-    def pending(self) -> int:
-        """Entries still queued (those of ended spans included until passed)."""
-        return sum(len(lane) for lane in list(self._lanes.values())) + len(self._heap)
+    def join(self, timeout_s: float) -> None:
+        """Wait for the thread to end (after the last ``remove``), at most ``timeout_s``."""
+        done = self._done
+        if done is not None and self._started and self.thread_ident != realthread.get_ident():
+            if done.acquire(timeout=timeout_s):
+                done.release()
 
     # -- the watchdog thread -----------------------------------------------
 
+    _done: Optional[Any] = None
+
     def _start(self) -> None:
         with self._mutex:
-            if self._started or self._stopped:
+            if self._started or not self._schedules:
                 return
             self._started = True
-        realthread.start_thread(self._run, "otel-slowstack-watchdog")
+            done = self._done = realthread.allocate_lock()
+            done.acquire()
+        try:
+            realthread.start_thread(lambda: self._run(done), "otel-slowstack-watchdog")
+        except RuntimeError:  # interpreter shutting down: no new threads
+            self._started = False
+            done.release()
 
-    def _run(self) -> None:
+    def _run(self, done: Any) -> None:
         self.thread_ident = realthread.get_ident()
         try:
-            while not self._stopped:
-                next_at = self._run_due(time.monotonic_ns())
+            while True:
+                schedules = list(self._schedules)
+                if not schedules:
+                    with self._mutex:
+                        if not self._schedules:  # nothing left to serve: end
+                            self._started = False
+                            return
+                    continue
+                next_at = self._pass(schedules)
+                del schedules  # never hold a processor while asleep
                 with self._mutex:
                     if self._kick:
                         self._kick = False
@@ -122,64 +154,48 @@ class Watchdog:
                 else:
                     delay = (next_at - time.monotonic_ns()) / 1e9
                     if delay > 0:
-                        self._signal.acquire(timeout=delay)
+                        self._signal.acquire(timeout=min(delay, 3600.0))
                 self.wakeups += 1
                 with self._mutex:
                     # Awake: any enqueue from now on kicks, so none is missed.
                     self.sleep_until = _FOREVER
                     self._kick = False
-        except BaseException:  # never let the process see us die silently
-            _logger.exception("otel-slowstack: the watchdog stopped")
-        finally:
-            self.thread_ident = None
+        except BaseException as exc:  # never let the process see us die silently
+            failures.report(exc, "the watchdog stopped")
             self._started = False
+        finally:
+            if self.thread_ident == realthread.get_ident():
+                self.thread_ident = None
+            done.release()
 
-    def _run_due(self, now: int) -> Optional[int]:
-        """Handle everything due at ``now``; return the next deadline."""
+    def _pass(self, schedules: list) -> Optional[int]:
+        """Handle what is due in every schedule within the CPU budget; return
+        when to wake next (None: never, until woken)."""
+        cpu_start = time.thread_time_ns()
+        limit = cpu_start + BATCH_CPU_NS
+        now = time.monotonic_ns()
+        batch = Batch()
+
+        def over_budget() -> bool:
+            return time.thread_time_ns() > limit
+
         next_at: Optional[int] = None
-        resolve = self._resolve
-        for offset, lane in list(self._lanes.items()):
-            while lane:
-                start_ns, span_id = lane[0]
-                watched = resolve(span_id)
-                if watched is None or watched.ended or watched.span_id != span_id:
-                    lane.popleft()
-                    continue
-                due = start_ns + offset
-                if due > now:
-                    if next_at is None or due < next_at:
-                        next_at = due
-                    break
-                lane.popleft()
-                self._fire(watched, now)
-        heap = self._heap
-        while heap:
-            at, _, watched = heap[0]
-            if watched.ended:
-                heapq.heappop(heap)
-                continue
-            if at > now:
-                if next_at is None or at < next_at:
-                    next_at = at
-                break
-            heapq.heappop(heap)
-            self._fire(watched, now)
+        for schedule in schedules:
+            at = schedule.run_due(now, batch, over_budget)
+            if at is not None and (next_at is None or at < next_at):
+                next_at = at
+        del batch
+        spent = time.thread_time_ns() - cpu_start
+        if next_at is not None and spent > 0:
+            next_at = max(next_at, time.monotonic_ns() + spent * REST_FACTOR)
         return next_at
 
-    def _fire(self, watched: Any, now: int) -> None:
-        watched.fired = True
-        try:
-            self._on_due(watched, now)
-        except Exception as exc:
-            # Contained: the watchdog goes on with every other span. One
-            # traceback per kind of failure, not one per sample.
-            kind = (type(exc), str(exc)[:200])
-            if kind not in self._failures and len(self._failures) < 100:
-                self._failures.add(kind)
-                _logger.exception("otel-slowstack: sampling failed; the watchdog carries on")
-            else:
-                _logger.debug("otel-slowstack: sampling failed again", exc_info=True)
-        if not watched.ended:
-            at = watched.next_due()
-            if at is not None:
-                heapq.heappush(self._heap, (at, next(self._seq), watched))
+
+_watchdog = Watchdog()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_watchdog.after_fork_in_child)
+
+
+def watchdog() -> Watchdog:
+    """The process's one watchdog."""
+    return _watchdog

@@ -1,0 +1,112 @@
+"""The deadlines of one processor's watched spans: which are due, and when next.
+
+Pure bookkeeping, no thread and no clock of its own: the process's one
+watchdog (``watchdog.py``) calls ``run_due(now, ...)`` and sleeps until the
+deadline it returns. Kept apart so that the ordering rules can be tested
+without threads or sleeps.
+
+Spans enter through ``enqueue`` on their own thread: their start time and id
+appended to a FIFO "lane" (one per first-deadline offset, so each lane is
+already sorted by deadline). No lock is taken and nothing is removed when a
+span ends: the processor forgets the span, and the lane entry is dropped when
+it reaches the head of its lane. A lane entry is a tuple of two ints, which
+the garbage collector does not track, so even (request rate x offset) of them
+(30 s routes at 1,000 requests a second: 30,000 entries, about 3 MB) cost no
+collection time. Spans that become slow move to a private heap for their
+later deadlines; only the watchdog thread touches the heap.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import deque
+from itertools import count
+from typing import Any, Callable, Optional
+
+from . import failures
+
+#: ``on_due(watched, now_ns, batch)``; ``batch`` is shared by every span due in one pass.
+OnDue = Callable[[Any, int, Any], None]
+
+
+class Schedule:
+    """Calls ``on_due`` at each deadline of each watched span of one processor.
+
+    ``resolve(span_id)`` gives the span's ``Watched`` while it is open, None after.
+    """
+
+    def __init__(self, on_due: OnDue, resolve: Callable[[int], Any]) -> None:
+        self._on_due = on_due
+        self._resolve = resolve
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget everything (a forked child starts with no span in flight)."""
+        self._lanes: dict[int, deque] = {}
+        self._heap: list = []
+        self._seq = count()
+
+    # -- application threads ---------------------------------------------
+
+    def enqueue(self, start_ns: int, span_id: int, offset_ns: int) -> int:
+        """Queue ``span_id`` for ``start_ns + offset_ns``; returns that deadline."""
+        lane = self._lanes.get(offset_ns)
+        if lane is None:
+            lane = self._lanes.setdefault(offset_ns, deque())
+        lane.append((start_ns, span_id))
+        return start_ns + offset_ns
+
+    def pending(self) -> int:
+        """Entries still queued (those of ended spans included until passed)."""
+        return sum(len(lane) for lane in list(self._lanes.values())) + len(self._heap)
+
+    # -- the watchdog thread -----------------------------------------------
+
+    def run_due(self, now: int, batch: Any, over_budget: Callable[[], bool]) -> Optional[int]:
+        """Handle what is due at ``now``, oldest deadline first, until
+        ``over_budget()``; return the next deadline (``now`` if some are left)."""
+        next_at: Optional[int] = None
+        resolve = self._resolve
+        for offset, lane in list(self._lanes.items()):
+            while lane:
+                start_ns, span_id = lane[0]
+                watched = resolve(span_id)
+                if watched is None or watched.ended or watched.span_id != span_id:
+                    lane.popleft()
+                    continue
+                due = start_ns + offset
+                if due > now:
+                    if next_at is None or due < next_at:
+                        next_at = due
+                    break
+                if over_budget():
+                    return now
+                lane.popleft()
+                self._fire(watched, now, batch)
+        heap = self._heap
+        while heap:
+            at, _, watched = heap[0]
+            if watched.ended:
+                heapq.heappop(heap)
+                continue
+            if at > now:
+                if next_at is None or at < next_at:
+                    next_at = at
+                break
+            if over_budget():
+                return now
+            heapq.heappop(heap)
+            self._fire(watched, now, batch)
+        return next_at
+
+    def _fire(self, watched: Any, now: int, batch: Any) -> None:
+        watched.fired = True
+        try:
+            self._on_due(watched, now, batch)
+        except Exception as exc:  # contained: every other span goes on being watched
+            failures.report(exc, "sampling failed; the watchdog carries on")
+        finally:
+            if not watched.ended:
+                at = watched.next_due()
+                if at is not None:
+                    heapq.heappush(self._heap, (at, next(self._seq), watched))
