@@ -146,15 +146,17 @@ class SlowStackProcessor(SpanProcessor):
             for child_id in list(watched.open_children):
                 self._spans.pop(child_id, None)
         if watched.fired:
-            # A slow span's record sits in the watchdog's heap until its next
-            # deadline: drop what it holds, and let the watchdog drop it now
-            # rather than wake for it later. Any other record is garbage now.
+            # A slow span's record sits in the watchdog's heap: drop what it
+            # holds now, and let the watchdog drop the record at its next pass
+            # rather than at the span's next deadline (a wake-up while it rests
+            # costs nothing). Any other record is garbage now.
             owner = watched.owner
             watched.span = watched.owner = None
             watched.open_children = {}
             watched.statements = watched.db_last = None
             if owner is not None:
                 owner.release()
+            self._schedule.forget()
             self._watchdog.wake()
 
     # -- the watchdog thread -----------------------------------------------

@@ -45,6 +45,7 @@ class Schedule:
         self._lanes: dict[int, deque] = {}
         self._heap: list = []
         self._seq = count()
+        self._forgotten = 0
 
     # -- application threads ---------------------------------------------
 
@@ -56,6 +57,10 @@ class Schedule:
         lane.append((start_ns, span_id))
         return start_ns + offset_ns
 
+    def forget(self) -> None:
+        """A span that was due once has ended: its heap entry may go at the next pass."""
+        self._forgotten += 1  # a lost increment only delays the clean-up
+
     def pending(self) -> int:
         """Entries still queued (those of ended spans included until passed)."""
         return sum(len(lane) for lane in list(self._lanes.values())) + len(self._heap)
@@ -66,6 +71,10 @@ class Schedule:
         """Handle what is due at ``now``, oldest deadline first, until
         ``over_budget()``; return the next deadline (``now`` if some are left)."""
         next_at: Optional[int] = None
+        if self._forgotten:
+            self._forgotten = 0
+            self._heap = [entry for entry in self._heap if not entry[2].ended]
+            heapq.heapify(self._heap)
         resolve = self._resolve
         for offset, lane in list(self._lanes.items()):
             while lane:

@@ -4,9 +4,9 @@ Pure functions: frames in, text out. The text is Python traceback form
 (``  File "PATH", line N, in NAME``, most recent call last). When the stack
 does not fit in ``max_frames`` frames and ``max_bytes`` bytes, frames are
 kept in this order of priority: the innermost frame (where the time is
-going), the application's own frames from the innermost outwards, the
-outermost frame (the span's entry point), then library frames from the
-innermost outwards. Each run of dropped frames becomes one line
+going), the outermost frame (the span's entry point: together they say what
+is stuck where, even in a runaway recursion), the application's own frames
+from the innermost outwards, then library frames from the innermost outwards. Each run of dropped frames becomes one line
 ``  [... N frames elided ...]``, so a reader always sees what is missing and
 neither the SDK nor a backend has to cut the value blindly.
 """
@@ -49,12 +49,10 @@ def _gap_cost(count: int) -> int:
 
 def _priority(frames: Sequence[FrameLine]) -> list[int]:
     last = len(frames) - 1
-    app = [i for i in range(last - 1, -1, -1) if frames[i].is_app]
-    order = [last] + app
-    if last > 0 and not frames[0].is_app:
-        order.append(0)
+    order = [last] + ([0] if last > 0 else [])
+    order += [i for i in range(last - 1, 0, -1) if frames[i].is_app]
     chosen = set(order)
-    order.extend(i for i in range(last - 1, -1, -1) if i not in chosen)
+    order.extend(i for i in range(last - 1, 0, -1) if i not in chosen)
     return order
 
 

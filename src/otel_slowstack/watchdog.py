@@ -132,6 +132,7 @@ class Watchdog:
 
     def _run(self, done: Any) -> None:
         self.thread_ident = realthread.get_ident()
+        rest_until = 0
         try:
             while True:
                 schedules = list(self._schedules)
@@ -141,7 +142,14 @@ class Watchdog:
                             self._started = False
                             return
                     continue
-                next_at = self._pass(schedules)
+                if time.monotonic_ns() < rest_until:
+                    next_at: Optional[int] = rest_until  # woken while resting: rest on
+                else:
+                    next_at, spent = self._pass(schedules)
+                    if spent > 0:
+                        rest_until = time.monotonic_ns() + spent * REST_FACTOR
+                        if next_at is not None and next_at < rest_until:
+                            next_at = rest_until
                 del schedules  # never hold a processor while asleep
                 with self._mutex:
                     if self._kick:
@@ -168,9 +176,9 @@ class Watchdog:
                 self.thread_ident = None
             done.release()
 
-    def _pass(self, schedules: list) -> Optional[int]:
+    def _pass(self, schedules: list) -> tuple:
         """Handle what is due in every schedule within the CPU budget; return
-        when to wake next (None: never, until woken)."""
+        when to wake next (None: never, until woken) and the CPU time it took."""
         cpu_start = time.thread_time_ns()
         limit = cpu_start + BATCH_CPU_NS
         now = time.monotonic_ns()
@@ -185,10 +193,7 @@ class Watchdog:
             if at is not None and (next_at is None or at < next_at):
                 next_at = at
         del batch
-        spent = time.thread_time_ns() - cpu_start
-        if next_at is not None and spent > 0:
-            next_at = max(next_at, time.monotonic_ns() + spent * REST_FACTOR)
-        return next_at
+        return next_at, time.thread_time_ns() - cpu_start
 
 
 _watchdog = Watchdog()
