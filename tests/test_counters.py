@@ -281,12 +281,12 @@ def test_memory_per_request_is_bounded(tracing: Any) -> None:
         for i in range(distinct):
             cursor.execute(f"SELECT {i} AS c_{i}")
         watched = t.watched(request)
-        assert len(watched.statements) == counters.MAX_STATEMENTS
+        assert len(watched.calls.statements) == counters.MAX_STATEMENTS
         for _ in range(5):
             cursor.execute("SELECT 'known early'")  # tracked before the cap: still counted
         for _ in range(12):
             cursor.execute("SELECT 'too late'")  # new after the cap: not tracked
-        assert len(watched.statements) == counters.MAX_STATEMENTS
+        assert len(watched.calls.statements) == counters.MAX_STATEMENTS
     assert sql.cache_size() <= sql.CACHE_SIZE
     span = t.finished()
     assert span.attributes["slowstack.db.count"] == distinct + 22

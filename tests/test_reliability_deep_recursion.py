@@ -53,7 +53,8 @@ def test_a_recursion_twenty_thousand_frames_deep_is_sampled_and_interrupted():
     span = sdk.finished("GET /deep")
     assert span.status.status_code is StatusCode.ERROR
     taken = samples(span)
-    assert [s["slowstack.trigger"] for s in taken] == ["threshold", "interval", "interrupt"]
+    triggers = [s["slowstack.trigger"] for s in taken]
+    assert triggers[0] == "threshold" and "interrupt" in triggers, triggers
     for sample in taken:
         stack = sample["code.stacktrace"].splitlines()
         assert "in request" in stack[0]  # the span's entry, outermost

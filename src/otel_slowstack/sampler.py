@@ -53,7 +53,7 @@ def in_flight(watched: Watched, now_wall_ns: int) -> Optional[str]:
     (``SELECT ... FOR UPDATE``), an HTTP call by its name and host.
     """
     try:
-        children = list(watched.open_children.values())
+        children = list((watched.children or {}).values())
     except RuntimeError:  # resized while being read (free-threaded builds)
         return None
     if not children:
@@ -102,6 +102,8 @@ def sample_attributes(
     ident = owner.thread_ident
     name, native_id = cpu.thread_info(ident)
     cpu_now = cpu.thread_cpu_ns(ident, native_id)
+    calls = watched.calls
+    db_count, db_ns, http_count, http_ns = (0, 0, 0, 0) if calls is None else calls.totals()
     attributes: dict = {
         "code.stacktrace": stack,
         "thread.id": ident,
@@ -109,19 +111,21 @@ def sample_attributes(
         "slowstack.sample.index": index,
         "slowstack.elapsed_ms": (now_ns - watched.start_ns) / 1e6,
         "slowstack.trigger": trigger,
-        "slowstack.db.count": watched.db_count,
-        "slowstack.db.duration_ms": watched.db_ns / 1e6,
-        "slowstack.http.count": watched.http_count,
-        "slowstack.http.duration_ms": watched.http_ns / 1e6,
+        "slowstack.db.count": db_count,
+        "slowstack.db.duration_ms": db_ns / 1e6,
+        "slowstack.http.count": http_count,
+        "slowstack.http.duration_ms": http_ns / 1e6,
     }
-    # A task's work may move between the loop thread and a pool thread: compare one clock only.
-    if cpu_now is not None and watched.last_cpu_ns is not None and getattr(owner, "same_thread", True):
-        value = cpu.ratio(cpu_now - watched.last_cpu_ns, now_ns - watched.last_sample_ns)
-        if value is not None:
-            attributes["slowstack.cpu_ratio"] = value
-    if advance:
-        watched.last_cpu_ns = cpu_now
-        watched.last_sample_ns = now_ns
+    timeline = watched.timeline
+    if timeline is not None:
+        # Compare one thread's clock with itself only: a task's work may move
+        # between the loop thread and a pool thread.
+        if cpu_now is not None and timeline.cpu_ns is not None and timeline.cpu_thread == ident:
+            value = cpu.ratio(cpu_now - timeline.cpu_ns, now_ns - timeline.cpu_at)
+            if value is not None:
+                attributes["slowstack.cpu_ratio"] = value
+        if advance:
+            timeline.cpu_ns, timeline.cpu_at, timeline.cpu_thread = cpu_now, now_ns, ident
     flight = in_flight(watched, time.time_ns())
     if flight:
         attributes["slowstack.in_flight"] = flight
@@ -129,3 +133,21 @@ def sample_attributes(
     if blocked_by:
         attributes["slowstack.loop_blocked_by"] = blocked_by
     return attributes
+
+
+def cpu_baseline(watched: Watched, timeline: Any, now_ns: int, frames_by_thread: dict) -> None:
+    """Shortly before the threshold, on the watchdog: read the CPU clock of the
+    thread doing the span's work, so the first sample has a ``cpu_ratio``.
+
+    The request's own thread never reads a clock for it. A capture (its
+    lines thrown away) says which thread does the work: the owner's, or a
+    pool thread it waits on.
+    """
+    owner = watched.owner
+    if owner is None or owner.capture(frames_by_thread, None) is None:
+        return
+    ident = owner.thread_ident
+    _, native_id = cpu.thread_info(ident)
+    timeline.cpu_ns = cpu.thread_cpu_ns(ident, native_id)
+    timeline.cpu_at = now_ns
+    timeline.cpu_thread = ident

@@ -57,9 +57,11 @@ class Schedule:
         lane.append((start_ns, span_id))
         return start_ns + offset_ns
 
-    def forget(self) -> None:
-        """A span that was due once has ended: its heap entry may go at the next pass."""
+    def forget(self) -> bool:
+        """A span that was due once has ended: its heap entry may go at the next
+        pass. True for the first since the last pass (wake the watchdog then)."""
         self._forgotten += 1  # a lost increment only delays the clean-up
+        return self._forgotten == 1
 
     def pending(self) -> int:
         """Entries still queued (those of ended spans included until passed)."""
@@ -114,8 +116,8 @@ class Schedule:
             self._on_due(watched, now, batch)
         except Exception as exc:  # contained: every other span goes on being watched
             failures.report(exc, "sampling failed; the watchdog carries on")
-        finally:
-            if not watched.ended:
-                at = watched.next_due()
-                if at is not None:
-                    heapq.heappush(self._heap, (at, next(self._seq), watched))
+        timeline = watched.timeline
+        if not watched.ended and timeline is not None:
+            at = timeline.next_due()
+            if at is not None:
+                heapq.heappush(self._heap, (at, next(self._seq), watched))
