@@ -52,3 +52,18 @@ def test_cache_stays_bounded():
     for i in range(10_000):
         routes.lookup(f"/b/{i}")
     assert len(routes._cache) <= 2048
+
+
+def test_a_hostile_path_against_many_wildcards_matches_in_linear_time():
+    """Seen with a regex: ``/*a*a*a*a*b`` against a 400-character path took 45 s
+    in ``on_start``, holding the GIL; the attacker chooses the path."""
+    import time
+
+    from otel_slowstack.routes import RouteRule
+
+    rule = RouteRule.of("/*a*a*a*a*b", 1)
+    path = "/" + "a" * 100_000
+    started = time.process_time()
+    assert not rule.matches(path)
+    assert rule.matches(path + "b")
+    assert time.process_time() - started < 1.0  # linear: milliseconds, where backtracking never ends
