@@ -283,3 +283,14 @@ def test_a_hostile_threshold_under_opentelemetry_instrument_keeps_the_app_watche
     assert "could not instrument" not in run.stderr
     assert run.stderr.count(P + "THRESHOLD") + run.stderr.count("slowstack_threshold") <= 1
     assert run.stderr.count("otel-slowstack:") == 1, run.stderr  # the one warning
+
+
+def test_an_interval_too_short_for_the_watchdog_is_raised_to_1_ms(caplog):
+    # At 1 ns apart, a watchdog 50 ms late would step 50 million intervals holding the GIL.
+    settings, (message,) = read(caplog, {P + "INTERVAL": "0.000001"})
+    assert settings.interval_ns == 1 * MS and P + "INTERVAL" in message and "1 ms" in message
+    settings, (message,) = read(caplog, interval=timedelta(microseconds=1))
+    assert settings.interval_ns == 1 * MS and message.startswith("otel-slowstack: interval=")
+    settings, warnings = read(caplog, {P + "THRESHOLD": "0.01"})  # a short threshold: no word, 1 ms apart
+    assert settings.threshold_ns == MS // 100 and settings.interval_ns == 1 * MS and warnings == []
+    assert read(caplog, {P + "INTERVAL": "1ms"})[1] == []

@@ -35,14 +35,16 @@ _BUILT_IN = re.compile(DEFAULT_REDACT, re.IGNORECASE)
 #: Only this much of a name is matched against a (user-written) pattern.
 _NAME_CHARS = 100
 
+# Each pattern starts only where a word starts (a look-behind, not \b), so a
+# long run of letters (base64, a hash) costs one pass, not one per position.
 _URL_USERINFO = re.compile(
-    r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.\-]*://)(?P<user>[^\s/?#@:\[\]]*)"
+    r"(?<![A-Za-z0-9+.\-])(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*://)(?P<user>[^\s/?#@:\[\]]*)"
     r"(?::(?P<password>\S*))?@"
 )
 # A URL cut by the scan window before its '@': the rest may be a password.
-_URL_CUT = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.\-]*://)(?P<user>[^\s/?#@:]*):(?P<password>\S*)\Z")
+_URL_CUT = re.compile(r"(?<![A-Za-z0-9+.\-])(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*://)(?P<user>[^\s/?#@:]*):(?P<password>\S*)\Z")
 _AUTH_SCHEME = re.compile(r"\b(?P<scheme>Bearer|Basic)(?P<gap>\s+)(?P<credential>[^\s,;'\"]+)", re.IGNORECASE)
-_PAIR = re.compile(r"(?P<key>[A-Za-z_][\w.\-]*)[\"']?(?P<gap>\s*[=:]\s*)")
+_PAIR = re.compile(r"(?<![\w.\-])-*(?P<key>[A-Za-z_][\w.\-]*)[\"']?(?P<gap>\s*[=:]\s*)")
 _PAIR_VALUE = re.compile(
     r"\"[^\"]*\"?|'[^']*'?|(?:(?:Bearer|Basic)\s+)?[^\s&;,'\"}\])]+", re.IGNORECASE
 )
@@ -76,8 +78,9 @@ class Redactor:
         text is the start of a longer value, so a secret may run past its end."""
         text = self._pairs(text)
         text = _AUTH_SCHEME.sub(lambda m: m.group("scheme") + m.group("gap") + REDACTED, text)
-        text = _URL_USERINFO.sub(_userinfo, text)
-        if cut:
+        if "@" in text:  # the cheap test first: most strings have none
+            text = _URL_USERINFO.sub(_userinfo, text)
+        if cut and "://" in text:
             text = _URL_CUT.sub(lambda m: f"{m.group('scheme')}{m.group('user')}:{REDACTED}", text)
         return text
 

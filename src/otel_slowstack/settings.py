@@ -40,6 +40,9 @@ MS = 1_000_000
 #: brought down to it (a threshold of a day already means "never" for a
 #: request, and it keeps every timed wait far below ``threading.TIMEOUT_MAX``).
 MAX_DURATION_NS = 86_400_000 * MS
+#: The shortest time between two samples of one span: each costs the
+#: watchdog a stack walk, and a late watchdog catches up interval by interval.
+MIN_INTERVAL_NS = 1 * MS
 _UNITS = {"ms": MS, "s": 1000 * MS, "m": 60_000 * MS, "": MS}
 # [0-9], not \d: \d also matches Arabic-Indic, Devanagari ... digits.
 _DURATION = re.compile(r"\s*([0-9]+(?:\.[0-9]*)?|\.[0-9]+)\s*(ms|s|m|)\s*\Z", re.IGNORECASE)
@@ -294,6 +297,7 @@ class Settings:
         if unknown:
             raise TypeError(f"unknown setting(s): {', '.join(sorted(unknown))}")
         values: dict[str, Any] = {}
+        given: dict[str, str] = {}  # name -> how the warning names it: "VARIABLE='x'" or "keyword=x"
         for name, (variable, _parser, shown) in _FIELDS.items():
             raw, where = overrides.get(name, _UNSET), name
             if (raw is None and name not in _NONE_IS_OFF) or (isinstance(raw, str) and not raw.strip()):
@@ -302,6 +306,7 @@ class Settings:
                 raw, where = environ.get(variable, ""), variable
                 if not isinstance(raw, str) or not raw.strip():
                     continue
+            given[name] = f"{where}={_shown(raw)}"
             try:
                 values[name] = _coerce(name, raw)
             except Adjusted as adjusted:
@@ -312,14 +317,19 @@ class Settings:
         threshold = values.get("threshold", cls.threshold_ns)
         interval = values.get("interval", threshold)
         if interval == 0:
-            _warn("%s=0 would sample without pause; using the threshold", ev.OTEL_PYTHON_SLOWSTACK_INTERVAL)
+            if "interval" in values:
+                _warn("%s would sample without pause; using the threshold", given["interval"])
             interval = threshold or None
+        if interval is not None and interval < MIN_INTERVAL_NS:
+            if "interval" in values:  # a short threshold's interval is raised without a word
+                _warn("%s is below the minimum; using %d ms", given["interval"], MIN_INTERVAL_NS // MS)
+            interval = MIN_INTERVAL_NS
         interrupt = values.get("interrupt_after", cls.interrupt_after_ns) or None  # 0 is off
         if interrupt is not None and threshold and interrupt < threshold:
             _warn(
-                "%s=%d ms is below the threshold (%d ms): requests are interrupted before "
-                "their first sample shows where they were slow",
-                ev.OTEL_PYTHON_SLOWSTACK_INTERRUPT_AFTER, interrupt // MS, threshold // MS,
+                "%s is below the threshold (%d ms): requests are interrupted before "
+                "their first sample shows where they were slow; kept as given",
+                given["interrupt_after"], threshold // MS,
             )
         return cls(
             threshold_ns=threshold,
