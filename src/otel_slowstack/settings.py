@@ -196,7 +196,7 @@ def parse_routes(text: str) -> tuple[RouteRule, ...]:
             continue
         pattern, sep, duration = entry.rpartition("=")
         if not sep or not pattern.strip():
-            raise ValueError(f"entry {entry.strip()!r} is not PATTERN=DURATION")
+            raise ValueError(f"entry {_shown(entry.strip())} is not PATTERN=DURATION")
         entries.append((pattern.strip(), duration))
     return _route_rules(entries)
 
@@ -205,14 +205,14 @@ def _route_rules(entries: Iterable[tuple[Any, Any]]) -> tuple[RouteRule, ...]:
     rules, longest = [], []
     for pattern, duration in entries:
         if not isinstance(pattern, str) or not pattern.strip():
-            raise ValueError(f"route pattern {pattern!r} is not a non-empty string")
+            raise ValueError(f"route pattern {_shown(pattern)} is not a non-empty string")
         try:
             threshold = duration_of(duration)
         except Adjusted as adjusted:
             threshold = adjusted.value
             longest.append(pattern)
         except ValueError:
-            raise ValueError(f"entry {pattern}={duration!r} has no valid duration") from None
+            raise ValueError(f"entry {_shown(pattern)}={_shown(duration)} has no valid duration") from None
         rules.append(RouteRule.of(pattern.strip(), threshold))
     if longest:
         raise Adjusted(
@@ -253,7 +253,7 @@ def _coerce(name: str, raw: Any) -> Any:
 
 def _text(value: Any) -> str:
     if not isinstance(value, str):
-        raise ValueError(f"{value!r} is not a span kind")
+        raise ValueError(f"{_shown(value)} is not a span kind")
     return value
 
 
