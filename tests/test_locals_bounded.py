@@ -182,6 +182,22 @@ class SpyDict(dict):
         return 0
 
 
+class SpyMeta(type):
+    """Comparing or hashing the type itself (``type(x) in (...)``) runs these."""
+
+    def __eq__(cls, other) -> bool:
+        Spy.calls.append("SpyMeta.__eq__")
+        return cls is other
+
+    def __hash__(cls) -> int:
+        Spy.calls.append("SpyMeta.__hash__")
+        return id(cls)
+
+
+class Record(metaclass=SpyMeta):
+    pass
+
+
 class Namespace(dict):
     """A class body's namespace that is the application's own mapping."""
 
@@ -206,6 +222,7 @@ def handler_full_of_spies() -> None:
     sub_str = SpyStr("password=hunter2")  # noqa: F841
     sub_dict = SpyDict(a=1)  # noqa: F841
     by_word = {SpyStr("password"): "hunter2"}  # noqa: F841
+    record = Record()  # noqa: F841
     Spy.calls.clear()  # building them ran __hash__; from here on, nothing may
 
     class Model(metaclass=Meta):
@@ -220,5 +237,6 @@ def test_no_application_code_runs(watched):
     assert local_value(stack, "sub_list") == "<test_locals_bounded.SpyList>"
     assert local_value(stack, "sub_str") == "<test_locals_bounded.SpyStr>"
     assert local_value(stack, "by_word") == "{<test_locals_bounded.SpyStr>: [REDACTED]}"
+    assert local_value(stack, "record") == "<test_locals_bounded.Record>"
     assert "hunter2" not in stack
     assert "in Model" in stack

@@ -43,7 +43,6 @@ _INT_BITS = 256
 _SHOWN_REPR = 160
 _NAME_CHARS = 100
 
-_SCALARS = frozenset({float, complex, bool, type(None)})
 _TYPE_QUALNAME = type.__dict__["__qualname__"]
 _TYPE_MODULE = type.__dict__["__module__"]
 
@@ -54,7 +53,9 @@ def _locals_type() -> type:
 
 #: ``frame.f_locals`` of a function frame. A class body run by a metaclass
 #: with ``__prepare__`` has the application's own mapping there: skipped.
-_FRAME_LOCALS = frozenset({dict, _locals_type()})
+#: Types are compared with ``is``: ``in`` would hash them, and a metaclass
+#: can define ``__hash__``/``__eq__``.
+_FRAME_LOCALS = _locals_type()
 
 
 def type_name(kind: type) -> str:
@@ -85,7 +86,7 @@ class _Renderer:
         if kind is int:
             bits = x.bit_length()
             return repr(x) if bits <= _INT_BITS else f"<int of {bits} bits>"
-        if kind in _SCALARS:
+        if kind is float or kind is bool or kind is complex or x is None:
             return repr(x)
         if kind is list or kind is tuple:
             return self.sequence(x, depth)
@@ -213,7 +214,8 @@ def local_lines(frame: FrameType, redact: Pattern[str]) -> tuple:
     """``    name = value`` lines for one frame; never raises."""
     try:
         names = frame.f_locals
-        if type(names) not in _FRAME_LOCALS:
+        kind = type(names)
+        if kind is not dict and kind is not _FRAME_LOCALS:
             return ()
         items = list(islice(names.items(), MAX_LOCALS_PER_FRAME))
     except Exception:  # a frame that is going away under us
