@@ -54,7 +54,7 @@ def local_value(stack: str, name: str) -> str:
 
 
 def upload(blob: bytes, text: str) -> None:
-    time.sleep(0.5)
+    time.sleep(0.8)
 
 
 def test_a_150_mb_local_is_sliced_not_copied(watched):
@@ -226,7 +226,7 @@ def handler_full_of_spies() -> None:
     Spy.calls.clear()  # building them ran __hash__; from here on, nothing may
 
     class Model(metaclass=Meta):
-        time.sleep(0.4)
+        time.sleep(0.8)
 
 
 def test_no_application_code_runs(watched):

@@ -42,7 +42,7 @@ def handler_with_secrets_under_innocent_names() -> None:
     login = {"user": "shop", "credentials": ("shop", "named-S3cr3t")}  # noqa: F841
     ssn = "ssn-S3cr3t"  # noqa: F841
     order_id = 7  # noqa: F841
-    time.sleep(0.4)
+    time.sleep(0.8)
 
 
 @pytest.fixture
