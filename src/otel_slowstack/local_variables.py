@@ -26,7 +26,7 @@ from itertools import islice
 from types import FrameType
 from typing import Any, Pattern
 
-from .redaction import REDACTED, Redactor
+from .redaction import REDACTED, Redactor, looks_random
 
 #: One rendered value, at most (characters).
 MAX_VALUE_CHARS = 200
@@ -122,16 +122,16 @@ class _Renderer:
             return f"{opening}...{closing}"
         items = list(islice(x, _ITEMS))
         redactor = self.redactor
-        parts, hide_next = [], False
+        parts, hide_next, after_name = [], False, False
         for item in items:
-            if hide_next:
-                parts.append(REDACTED)
-                hide_next = False
+            if hide_next or (after_name and type(item) is str and looks_random(item[:_NAME_CHARS])):
+                parts.append(REDACTED)  # ['--password', 'PASS'], ['token', 'ghp_9f8e7d6c5b4a3928']
+                hide_next = after_name = False
                 continue
             parts.append(self.value(item, depth - 1))
             word = _word(item)
-            if word is not None and redactor.is_flag(word):
-                hide_next = True  # ['--password', 'PASS']
+            hide_next = word is not None and redactor.is_flag(word)
+            after_name = word is not None and redactor.is_pair_name(word)
         first = _word(items[0])
         if size == 2 and first is not None and redactor.is_pair_name(first):
             parts[1] = REDACTED  # ('Authorization', 'Bearer x'), ('password', 'x')

@@ -9,10 +9,11 @@ pattern, these are replaced by ``[REDACTED]`` wherever they appear:
   a userinfo of 16 characters or more with no password (a token);
 - ``Bearer``/``Basic`` credentials;
 - ``NAME=VALUE`` and ``NAME: VALUE`` in text (query strings, libpq DSNs,
-  ``--password=...``, JSON, header lines) when NAME is a secret's name;
-- in a list or tuple, the item after a ``--flag`` with a secret's name, and
-  the second of a pair whose first is one (``('Authorization', 'Bearer x')``,
-  ``('password', 'x')``).
+  ``--password=...``, JSON, header lines) when NAME is a secret's name, and
+  a long random-looking word right after such a name (``api key 9f8e...``);
+- in a list or tuple, the item after a ``--flag`` with a secret's name, the
+  second of a pair whose first is one (``('Authorization', 'Bearer x')``,
+  ``('password', 'x')``), and a long random-looking string right after one.
 
 A secret's name is one matching the built-in pattern or the user's
 ``OTEL_PYTHON_SLOWSTACK_REDACT``: the user's pattern adds names, it never
@@ -44,7 +45,7 @@ _URL_USERINFO = re.compile(
 # A URL cut by the scan window before its '@': the rest may be a password.
 _URL_CUT = re.compile(r"(?<![A-Za-z0-9+.\-])(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*://)(?P<user>[^\s/?#@:]*):(?P<password>\S*)\Z")
 _AUTH_SCHEME = re.compile(r"\b(?P<scheme>Bearer|Basic)(?P<gap>\s+)(?P<credential>[^\s,;'\"]+)", re.IGNORECASE)
-_PAIR = re.compile(r"(?<![\w.\-])-*(?P<key>[A-Za-z_][\w.\-]*)[\"']?(?P<gap>\s*[=:]\s*)")
+_PAIR = re.compile(r"(?<![\w.\-])-*(?P<key>[A-Za-z_][\w.\-]*)[\"']?(?P<gap>\s*[=:]\s*|\s+)")
 _PAIR_VALUE = re.compile(
     r"\"[^\"]*\"?|'[^']*'?|(?:(?:Bearer|Basic)\s+)?[^\s&;,'\"}\])]+", re.IGNORECASE
 )
@@ -56,10 +57,11 @@ class Redactor:
     Built once per sample; holds the user's pattern beside the built-in one.
     """
 
-    __slots__ = ("user",)
+    __slots__ = ("user", "only_built_in")
 
     def __init__(self, user: Pattern[str]) -> None:
         self.user = user
+        self.only_built_in = user.pattern == DEFAULT_REDACT
 
     def is_secret_name(self, name: str) -> bool:
         name = name[:_NAME_CHARS]
@@ -87,6 +89,8 @@ class Redactor:
     def _pairs(self, text: str) -> str:
         # A search loop, not re.sub: a pair whose key is harmless must not
         # swallow the text after it ("x=--password=PASS").
+        if self.only_built_in and not _BUILT_IN.search(text):
+            return text  # no secret's name anywhere: one scan, not one per word
         out, position, copied = [], 0, 0
         while True:
             match = _PAIR.search(text, position)
@@ -98,6 +102,8 @@ class Redactor:
             value = _PAIR_VALUE.match(text, position)
             if value is None or value.group().startswith(REDACTED):
                 continue
+            if match.group("gap").isspace() and not looks_random(value.group()):
+                continue  # "token expired": words after a name, not a value
             out.append(text[copied:position])
             out.append(REDACTED)
             copied = position = value.end()
@@ -105,6 +111,13 @@ class Redactor:
             return text
         out.append(text[copied:])
         return "".join(out)
+
+
+def looks_random(text: str) -> bool:
+    """A long run of letters and digits, as keys and tokens are, unlike words."""
+    if len(text) < 16 or len(set(text)) < 8:
+        return False
+    return any(c.isdigit() for c in text) and any(c.isalpha() for c in text) and not any(c.isspace() for c in text)
 
 
 def _userinfo(match: "re.Match[str]") -> str:
