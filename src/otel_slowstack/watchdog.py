@@ -12,14 +12,16 @@ without a timeout: zero wake-ups. It is started lazily, ends when no schedule
 is left, and is rebuilt in a forked child (gunicorn workers, with or without
 ``--preload``), like the SDK's batch processor.
 
-Never harming the host comes first, so the thread keeps to a CPU budget:
-one pass handles what is due, oldest first, for at most ``BATCH_CPU_NS`` of
-its own CPU time, and then rests ``REST_FACTOR`` times as long as it worked
-before the next pass. However many spans are slow at once (thousands of
-stuck threads), the watchdog takes at most about 1 / (1 + ``REST_FACTOR``)
-of one core and of the GIL; samples then come later and sparser, never the
-application slower. Every span due in one pass shares one read of all
-threads' frames (``Batch``), which costs in proportion to the thread count.
+Never harming the host comes first, so the thread keeps to a CPU budget, a
+token bucket: it earns ``CPU_SHARE`` of each second of wall time in CPU time
+it may spend, and saves at most ``BURST_NS`` of it. A pass handles what is
+due, oldest first, while it has budget left; then the thread rests until it
+has earned some again. A few slow requests are sampled on time; however many
+are slow at once (thousands of stuck threads), the watchdog takes at most
+``CPU_SHARE`` of one core, and of the GIL, over time: samples then come later
+and sparser, never the application slower. Every span due in one pass shares
+one read of all threads' frames (``Batch``), which costs in proportion to the
+thread count.
 """
 
 from __future__ import annotations
@@ -33,10 +35,13 @@ from . import failures, realthread
 from .frames import current_frames
 from .schedule import Schedule
 
-#: CPU time one pass may take before it yields.
-BATCH_CPU_NS = 5_000_000
-#: Rest after a pass, as a multiple of the CPU time it took: at most 2 % of a core.
-REST_FACTOR = 49
+#: The share of one core the watchdog may use, over time.
+CPU_SHARE = 0.02
+#: CPU time it may save up for a burst of samples due together.
+BURST_NS = 20_000_000
+#: Budget a pass starts with at least, once the thread had to rest: passes
+#: stay few and large (each reads every thread's frames once).
+MIN_PASS_NS = 2_000_000
 _FOREVER = float("inf")
 
 
@@ -134,7 +139,9 @@ class Watchdog:
 
     def _run(self, done: Any) -> None:
         self.thread_ident = realthread.get_ident()
-        rest_until = 0
+        budget = float(BURST_NS)  # CPU ns it may spend now
+        earned_at = time.monotonic_ns()
+        resting = False
         try:
             while True:
                 schedules = list(self._schedules)
@@ -144,22 +151,29 @@ class Watchdog:
                             self._started = False
                             return
                     continue
-                if time.monotonic_ns() < rest_until:
-                    next_at: Optional[int] = rest_until  # woken while resting: rest on
+                now = time.monotonic_ns()
+                budget = min(float(BURST_NS), budget + (now - earned_at) * CPU_SHARE)
+                earned_at = now
+                next_at: Optional[int]
+                if resting and budget < MIN_PASS_NS:  # wake when enough is earned again
+                    next_at = now + int((MIN_PASS_NS - budget) / CPU_SHARE) + 1
+                    sleep_until: float = 0  # no new deadline can shorten a rest: no kicks
                 else:
-                    next_at, spent = self._pass(schedules)
+                    next_at, spent = self._pass(schedules, budget)
                     self.busy_ns += spent
-                    if spent > 0:
-                        rest_until = time.monotonic_ns() + spent * REST_FACTOR
-                        if next_at is not None and next_at < rest_until:
-                            next_at = rest_until
+                    budget -= spent
+                    resting = budget <= 0
+                    sleep_until = _FOREVER if next_at is None else next_at
+                    if next_at is not None and resting:
+                        next_at = max(next_at, time.monotonic_ns() + int((MIN_PASS_NS - budget) / CPU_SHARE) + 1)
+                        sleep_until = 0
                 del schedules  # never hold a processor while asleep
                 with self._mutex:
                     if self._kick:
                         self._kick = False
                         self._signal.acquire(False)  # consume the pending wake-up
                         continue
-                    self.sleep_until = _FOREVER if next_at is None else next_at
+                    self.sleep_until = sleep_until
                 if next_at is None:
                     self._signal.acquire()
                 else:
@@ -179,11 +193,11 @@ class Watchdog:
                 self.thread_ident = None
             done.release()
 
-    def _pass(self, schedules: list) -> tuple:
-        """Handle what is due in every schedule within the CPU budget; return
-        when to wake next (None: never, until woken) and the CPU time it took."""
+    def _pass(self, schedules: list, budget: float) -> tuple:
+        """Handle what is due in every schedule while ``budget`` (CPU ns) lasts;
+        return when to wake next (None: never, until woken) and the CPU time spent."""
         cpu_start = time.thread_time_ns()
-        limit = cpu_start + BATCH_CPU_NS
+        limit = cpu_start + budget
         now = time.monotonic_ns()
         batch = Batch()
 
