@@ -185,7 +185,7 @@ class SlowStackProcessor(SpanProcessor):
                 self._watchdog.wake()
 
     def _write_totals(self, watched: Watched, root: Any) -> None:
-        """Without ``_on_ending`` (SDK before 1.45), totals are rewritten as each call ends."""
+        """Without ``_on_ending`` (an SDK without the hook), totals are rewritten as each call ends."""
         if root is not None and not watched.ended:
             with quiet.quietly():
                 root.set_attributes(counters.total_attributes(counters.totals_of(watched)))
