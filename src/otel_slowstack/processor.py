@@ -32,7 +32,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from . import counters, failures, interrupt, quiet, seams, shutdown, snapshot
 from .entry import starter_of_span_being_started
 from .interrupt import SlowRequestInterrupted
-from .owners import task_or_greenlet_owner
+from .owners import _get_running_loop, task_or_greenlet_owner
 from .realthread import get_ident
 from .routes import route_key
 from .sampler import EVENT_NAME, cpu_baseline, sample_attributes
@@ -51,6 +51,7 @@ MAX_TRACKED = 100_000
 _UNKNOWN = object()
 _CLIENT = SpanKind.CLIENT
 monotonic_ns = time.monotonic_ns
+_modules = sys.modules
 
 
 class SlowStackProcessor(SpanProcessor):
@@ -75,8 +76,8 @@ class SlowStackProcessor(SpanProcessor):
         #: threshold -> offset of a span's first deadline (thresholds are few).
         self._first_due: dict = {}
         self._tracer_provider = tracer_provider
-        self._schedule = Schedule(self._on_due, self._spans.get)
         self._watchdog = watchdog()
+        self._schedule = Schedule(self._on_due, self._spans.get, self._watchdog)
         self._watchdog.add(self._schedule)
         self._shut_down = not seams.SPAN_CONTEXT_IS_A_TUPLE
         if self._shut_down:
@@ -119,61 +120,61 @@ class SlowStackProcessor(SpanProcessor):
                         return
                     threshold = rule.threshold_ns
             starter = starter_of_span_being_started()
+            owner = None
+            if _get_running_loop() is not None or "greenlet" in _modules:
+                owner = task_or_greenlet_owner(starter, spans)
             span_id = span.context[1]
-            watched = Watched(
-                span, span_id, monotonic_ns(), threshold, get_ident(), starter,
-                task_or_greenlet_owner(starter, spans),
-            )
-            spans[span_id] = watched
+            start_ns = monotonic_ns()
+            spans[span_id] = Watched(span, span_id, start_ns, threshold, get_ident(), starter, owner)
             offset = self._first_due.get(threshold, _UNKNOWN)
             if offset is _UNKNOWN:
                 offset = self._first_due[threshold] = first_due(self.settings, threshold)
             if offset is not None:
-                self._watchdog.due_at(self._schedule.enqueue(watched.start_ns, span_id, offset))
+                self._schedule.enqueue(start_ns, span_id, offset)
         except Exception:
             self._failed("on_start")
 
-    def _on_ending(self, span: Span) -> None:
-        """The SDK (1.45) calls this as a span ends, before any ``on_end``:
-        the last moment attributes can still go on it."""
-        if ON_ENDING:
-            self._ended(span, True)
-
-    def on_end(self, span: ReadableSpan) -> None:
-        if not ON_ENDING:
-            self._ended(span, False)
-
-    def _ended(self, span: Any, ending: bool) -> None:
+    def _on_ending(self, span: Any) -> None:
+        """A span ends. The SDK (1.45) calls this before any ``on_end``: the
+        last moment the call totals can still go on the span. (An SDK
+        without the hook calls ``on_end`` only, which comes here.)"""
         try:
             span_id = span.context[1]
             watched = self._spans.pop(span_id, None)
             if watched is None:
                 return
             if watched.span_id == span_id:
-                self._root_ended(watched, span if ending else None)
-            else:
-                children = watched.children
-                if children is not None:
-                    children.pop(span_id, None)
-                if span.kind is _CLIENT:
-                    counters.child_ended(watched, span, self.settings)
-                    if not ending:  # an older SDK: the totals go on as calls end
-                        self._write_totals(watched, watched.span)
+                watched.ended = True  # first: every reader checks it
+                if watched.interrupt_state or watched.children or watched.calls is not None or watched.fired:
+                    self._root_ended(watched, span)
+                return
+            children = watched.children
+            if children is not None:
+                children.pop(span_id, None)
+            if span.kind is _CLIENT:
+                counters.child_ended(watched, span, self.settings)
+                if not ON_ENDING:  # no hook at the end: the totals go on as calls end
+                    self._write_totals(watched, watched.span)
         except SlowRequestInterrupted:
             self._ended_while_interrupted(span)
         except Exception:
             self._failed("on_end")
 
-    def _root_ended(self, watched: Watched, ending_span: Any) -> None:
-        watched.ended = True
+    def on_end(self, span: ReadableSpan) -> None:
+        if not ON_ENDING:
+            self._on_ending(span)
+
+    def _root_ended(self, watched: Watched, span: Any) -> None:
+        """The rest of a watched span's end, for one that had children, calls,
+        an interrupt or samples (most have none)."""
         if watched.interrupt_state:
             interrupt.settle(watched)  # no interrupt may outlive the span
         children = watched.children
         if children:
             for child_id in list(children):
                 self._spans.pop(child_id, None)
-        if ending_span is not None and watched.calls is not None:
-            seams.set_attributes_while_ending(ending_span, counters.total_attributes(counters.totals_of(watched)))
+        if ON_ENDING and watched.calls is not None:
+            seams.set_attributes_while_ending(span, counters.total_attributes(counters.totals_of(watched)))
         if watched.fired:
             # A slow span's record sits in the watchdog's heap: drop what it
             # holds now, and let the watchdog drop the record at its next pass
@@ -333,7 +334,8 @@ class SlowStackProcessor(SpanProcessor):
             span_id = span.context.span_id
             watched = self._spans.pop(span_id, None)
             if watched is not None and watched.span_id == span_id:
-                self._root_ended(watched)
+                watched.ended = True
+                self._root_ended(watched, span)
             elif watched is not None and watched.children is not None:
                 watched.children.pop(span_id, None)
         except SlowRequestInterrupted:

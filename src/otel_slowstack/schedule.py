@@ -35,9 +35,12 @@ class Schedule:
     ``resolve(span_id)`` gives the span's ``Watched`` while it is open, None after.
     """
 
-    def __init__(self, on_due: OnDue, resolve: Callable[[int], Any]) -> None:
+    def __init__(self, on_due: OnDue, resolve: Callable[[int], Any], waker: Any = None) -> None:
         self._on_due = on_due
         self._resolve = resolve
+        #: What to wake when a new deadline is earlier than any it knows
+        #: (``sleep_until``, ``wake()``): the process's watchdog.
+        self._waker = waker
         self.reset()
 
     def reset(self) -> None:
@@ -49,13 +52,16 @@ class Schedule:
 
     # -- application threads ---------------------------------------------
 
-    def enqueue(self, start_ns: int, span_id: int, offset_ns: int) -> int:
-        """Queue ``span_id`` for ``start_ns + offset_ns``; returns that deadline."""
+    def enqueue(self, start_ns: int, span_id: int, offset_ns: int) -> None:
+        """Queue ``span_id`` for ``start_ns + offset_ns``, waking the watchdog
+        only if it sleeps past that."""
         lane = self._lanes.get(offset_ns)
         if lane is None:
             lane = self._lanes.setdefault(offset_ns, deque())
         lane.append((start_ns, span_id))
-        return start_ns + offset_ns
+        waker = self._waker
+        if waker is not None and start_ns + offset_ns < waker.sleep_until:
+            waker.wake()
 
     def forget(self) -> bool:
         """A span that was due once has ended: its heap entry may go at the next
