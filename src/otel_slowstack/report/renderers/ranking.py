@@ -1,0 +1,75 @@
+"""The two lists every format shows first, as plain cells.
+
+"Where the worker time goes": routes ranked by the time their requests held
+a worker. "Requests that did not finish": killed, aborted, cut short or
+interrupted requests per route, with trace ids and last stacks. Text and
+HTML lay out the same cells; nothing here knows about either.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from ..aggregate import OUTCOMES
+
+HEADERS = ("route", "requests", "time", "share", "p50", "p95", "p99", "slow", "slow %", "CPU", "DB", "killed")
+
+
+def duration(ms: Optional[float]) -> str:
+    """``850 ms``, ``2.4 s``, ``3.1 min``; ``-`` when unknown."""
+    if ms is None or ms != ms:
+        return "-"
+    if ms < 1000:
+        return f"{ms:.0f} ms"
+    if ms < 60_000:
+        return f"{ms / 1000:.1f} s"
+    if ms < 3_600_000:
+        return f"{ms / 60_000:.1f} min"
+    return f"{ms / 3_600_000:.1f} h"
+
+
+def percent(value: Optional[float]) -> str:
+    if value is None or value != value:
+        return "-"
+    return f"{value:.0%}"
+
+
+def ranking_rows(report) -> list:
+    """One tuple of cells per route, in ``HEADERS`` order, most worker time first."""
+    total = report.total_ms
+    rows = []
+    for route in report.ranking:
+        d = route.durations
+        rows.append((
+            route.route,
+            str(d.count),
+            duration(d.total_ms),
+            percent(d.total_ms / total if total > 0 else None),
+            duration(d.percentile(0.50)),
+            duration(d.percentile(0.95)),
+            duration(d.percentile(0.99)),
+            str(route.requests),
+            percent(route.requests / d.count if d.count else None),
+            percent(route.cpu_mean),
+            percent(route.share_of(route.db_ms) if route.db_ms else (0.0 if d.count else None)),
+            str(route.killed_total) if route.killed_total else "",
+        ))
+    return rows
+
+
+def ranking_caption(report) -> str:
+    return (
+        f"{report.calls} request{'s' if report.calls != 1 else ''}, {duration(report.total_ms)} of worker time"
+        + (f" ({report.coverage})" if report.coverage else "")
+        + ". slow: requests sampled by otel-slowstack; CPU: share of their sampled time on CPU; "
+        "DB: share of the route's time in database calls; killed: requests that did not finish."
+    )
+
+
+def outcome_text(outcome: str) -> str:
+    return OUTCOMES.get(outcome, outcome)
+
+
+def killed_summary(route) -> str:
+    """``2 killed, its span never arrived; 1 aborted by a signal``."""
+    return "; ".join(f"{count} {outcome_text(outcome)}" for outcome, count in route.killed.most_common())
