@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import base64
 import time
-from typing import Any, Iterator
+from typing import Any, Iterator, Optional
 
 from ..errors import ReportError
-from .record import EventRecord, SpanRecord
+from . import otlp_json
+from .otlp_json import _dict, _list
+from .record import EventRecord, Skipped, SpanRecord
 
 
 def _tag_value(tag: dict) -> Any:
@@ -24,57 +26,69 @@ def _tag_value(tag: dict) -> Any:
     value = tag.get("value")
     try:
         if kind == "int64":
-            return int(value)
+            return otlp_json._int(value)
         if kind == "float64":
-            return float(value)
+            return float(value) if isinstance(value, (int, float, str)) and not isinstance(value, bool) else None
         if kind == "bool":
             return value if isinstance(value, bool) else str(value).lower() == "true"
         if kind == "binary" and isinstance(value, str):
             return base64.b64decode(value).decode("utf-8", "replace")
-    except (TypeError, ValueError):
-        return value
-    return value
+    except (TypeError, ValueError, OverflowError):
+        return value if isinstance(value, str) else None
+    return value if isinstance(value, (str, int, float, bool)) else None
 
 
 def _tags(items: Any) -> dict:
-    return {t["key"]: _tag_value(t) for t in items or () if isinstance(t, dict) and "key" in t}
+    return {t["key"]: _tag_value(t) for t in _list(items) if isinstance(t, dict) and isinstance(t.get("key"), str)}
+
+
+def _id(value: Any) -> str:
+    return value.lower() if isinstance(value, str) else ""
 
 
 def _parent(span: dict) -> str:
-    for ref in span.get("references") or ():
-        if isinstance(ref, dict) and ref.get("refType", "CHILD_OF") == "CHILD_OF" and ref.get("spanID"):
-            return str(ref["spanID"]).lower()
-    return str(span.get("parentSpanID") or "").lower()
+    for ref in _list(span.get("references")):
+        if isinstance(ref, dict) and ref.get("refType", "CHILD_OF") == "CHILD_OF" and _id(ref.get("spanID")):
+            return _id(ref["spanID"])
+    return _id(span.get("parentSpanID"))
 
 
-def trace_spans(trace: Any) -> Iterator[SpanRecord]:
-    """The spans of one trace in Jaeger's JSON model."""
+def trace_spans(trace: Any, skipped: Optional[Skipped] = None) -> Iterator[SpanRecord]:
+    """The spans of one trace in Jaeger's JSON model; what is not one is skipped and counted."""
+    skipped = skipped if skipped is not None else Skipped()
     if not isinstance(trace, dict):
+        skipped.add("a Jaeger trace that is not an object")
         return
-    processes = trace.get("processes") or {}
-    for span in trace.get("spans") or ():
+    processes = _dict(trace.get("processes"))
+    for span in _list(trace.get("spans")):
         if not isinstance(span, dict):
+            skipped.add("a Jaeger span that is not an object")
             continue
-        process = span.get("process") or processes.get(span.get("processID")) or {}
+        process_id = span.get("processID")
+        process = _dict(span.get("process")) or (_dict(processes.get(process_id)) if isinstance(process_id, str) else {})
         tags = _tags(span.get("tags"))
         kind = str(tags.pop("span.kind", "") or "unspecified").lower()
         events = []
-        for log in span.get("logs") or ():
+        for log in _list(span.get("logs")):
+            if not isinstance(log, dict):
+                continue
             fields = _tags(log.get("fields"))
-            name = str(fields.pop("event", "") or "")
-            events.append(EventRecord(name, int(log.get("timestamp") or 0) * 1000, fields))
-        start_ns = int(span.get("startTime") or 0) * 1000
+            name = fields.pop("event", "")
+            events.append(EventRecord(name if isinstance(name, str) else "", otlp_json._int(log.get("timestamp")) * 1000, fields))
+        start_ns = otlp_json._int(span.get("startTime")) * 1000
+        name = span.get("operationName")
+        service = process.get("serviceName")
         yield SpanRecord(
-            trace_id=str(span.get("traceID") or trace.get("traceID") or "").lower(),
-            span_id=str(span.get("spanID") or "").lower(),
+            trace_id=_id(span.get("traceID")) or _id(trace.get("traceID")),
+            span_id=_id(span.get("spanID")),
             parent_span_id=_parent(span),
-            name=str(span.get("operationName") or ""),
+            name=name if isinstance(name, str) else "",
             kind=kind,
             start_ns=start_ns,
-            end_ns=start_ns + int(span.get("duration") or 0) * 1000,
+            end_ns=start_ns + otlp_json._int(span.get("duration")) * 1000,
             attributes=tags,
             events=events,
-            service=str(process.get("serviceName") or ""),
+            service=service if isinstance(service, str) else "",
         )
 
 
