@@ -53,12 +53,13 @@ def _demo_parser(subparsers) -> None:
     parser = subparsers.add_parser(
         "demo",
         help="run the example shop with otel-slowstack, hit its hotspots, print the report",
-        description="Start examples/shop.py under opentelemetry-instrument gunicorn, exporting to a local "
-        "OTLP JSON file, send requests that hit each kind of hotspot, stop it and print the report.",
+        description="Write the example shop that ships with otel-slowstack to DIR/examples/shop.py, start it under "
+        "opentelemetry-instrument gunicorn exporting to DIR/traces.jsonl, send requests that hit each kind of "
+        "hotspot, stop it and print the report. Needs: pip install 'otel-slowstack[examples]'.",
     )
     parser.add_argument("--format", "-f", choices=FORMATS, default="text", help="report format (default: text)")
     parser.add_argument("--output", "-o", metavar="FILE", help="write the report to FILE")
-    parser.add_argument("--dir", metavar="DIR", help="where to write the spans file (default: a new temporary directory)")
+    parser.add_argument("--dir", metavar="DIR", help="where to write the shop and its spans (default: a new temporary directory)")
     parser.add_argument("--threshold", default="500ms", help="OTEL_PYTHON_SLOWSTACK_THRESHOLD for the shop (default: 500ms)")
 
 
