@@ -377,7 +377,7 @@ class Aggregator:
         if isinstance(db_ms, (int, float)) and not isinstance(db_ms, bool) and math.isfinite(db_ms) and db_ms > 0:
             stats.db_ms += min(float(db_ms), span.duration_ms)
         if samples:
-            last = max(samples, key=lambda s: (s.index, s.elapsed_ms or 0.0))
+            last = max(samples, key=lambda s: (s.elapsed_ms or 0.0, s.index))
             if last.trigger in OUTCOMES:
                 self._add_killed(stats, Killed(last.trigger, span.trace_id, last.elapsed_ms, self._intern(last.frames)))
 
