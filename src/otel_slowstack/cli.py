@@ -29,7 +29,11 @@ def _report_parser(subparsers) -> None:
         epilog="examples:\n"
         "  otel-slowstack report traces.jsonl\n"
         "  otel-slowstack report http://localhost:16686 --service shop --since 1h\n"
-        "  otel-slowstack report http://localhost:3200 --since 1h --format html -o slow.html",
+        "  otel-slowstack report http://localhost:3200 --since 1h --format html -o slow.html\n"
+        "\n"
+        "limits: a line of a file is at most 64 MiB (longer lines are skipped and counted), a multi-line\n"
+        "document 64 MiB, an answer from a backend 64 MiB after decompression; --timeout bounds each\n"
+        "request as a whole. Records that cannot be read are skipped and counted in one note.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("source", help="OTLP JSON lines file ('-' for standard input), Jaeger query URL or Tempo URL")
@@ -44,7 +48,8 @@ def _report_parser(subparsers) -> None:
         "--header", "-H", action="append", metavar="'NAME: VALUE'",
         help="HTTP header for every backend request, e.g. 'Authorization: Bearer TOKEN' (repeatable)",
     )
-    parser.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for each backend answer (default: 10)")
+    parser.add_argument("--timeout", type=float, default=10.0,
+                        help="seconds each backend request may take as a whole, however slowly it answers (default: 10)")
     parser.add_argument("--backend", choices=("jaeger", "tempo"), help="skip detecting which backend the URL is")
     parser.add_argument("--top", type=int, default=10, help="frames listed per route (default: 10)")
 

@@ -16,7 +16,7 @@ import json
 
 from ...version import __version__
 from ..stacks import Frame
-from .ranking import HEADERS, duration, killed_summary, outcome_text, ranking_caption, ranking_rows
+from .ranking import HEADERS, coverage_line, duration, killed_summary, outcome_text, ranking_caption, ranking_rows
 from .text import stack_summary
 
 MAX_ROUTES = 30
@@ -155,6 +155,7 @@ def render_html(report, top: int = 10) -> str:
         summary=_e(
             f"{report.requests} slow request(s), {report.samples} sample(s), "
             f"{len(report.routes)} route(s) ({report.spans_read} spans read)"
+            + (f"; {coverage_line(report)}" if report.coverage else "")
         ),
         sections=sections,
         notes=notes_html,

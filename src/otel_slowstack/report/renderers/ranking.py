@@ -60,7 +60,6 @@ def ranking_rows(report) -> list:
 def ranking_caption(report) -> str:
     return (
         f"{report.calls} request{'s' if report.calls != 1 else ''}, {duration(report.total_ms)} of worker time"
-        + (f" ({report.coverage})" if report.coverage else "")
         + ". slow: requests sampled by otel-slowstack; CPU: share of their sampled time on CPU; "
         "DB: share of the route's time in database calls; killed: requests that did not finish."
     )
@@ -73,3 +72,8 @@ def outcome_text(outcome: str) -> str:
 def killed_summary(route) -> str:
     """``2 killed, its span never arrived; 1 aborted by a signal``."""
     return "; ".join(f"{count} {outcome_text(outcome)}" for outcome, count in route.killed.most_common())
+
+
+def coverage_line(report) -> str:
+    """What the request counts and times cover, for the report's header."""
+    return f"figures cover {report.coverage}" if report.coverage else ""

@@ -11,7 +11,7 @@ import io
 
 from ..printable import one_line, printable
 from ..stacks import Frame
-from .ranking import HEADERS, duration, killed_summary, outcome_text, ranking_caption, ranking_rows
+from .ranking import HEADERS, coverage_line, duration, killed_summary, outcome_text, ranking_caption, ranking_rows
 
 
 def stack_summary(stack: tuple) -> str:
@@ -55,6 +55,8 @@ def render_text(report, color: bool = False, width: int = 120, top: int = 10) ->
         f"{len(report.routes)} route{_s(len(report.routes))} ({report.spans_read} spans read)"
         + (f", {report.killed} request{_s(report.killed)} that did not finish" if report.killed else "")
     )
+    if report.coverage:
+        line(printable(coverage_line(report)))
     if report.ranking:
         line()
         line("Where the worker time goes", "bold")
