@@ -5,12 +5,19 @@ with the number of samples, so a 1 GB file costs what its distinct code
 paths cost. Even those are capped (routes built from raw URL paths can be
 unbounded): past the caps, the rest is counted under an "other" entry.
 
+Every server and consumer span also counts for its route's worker time
+(``Durations``: count, total, percentiles) and database time, sampled or
+not: that is the ranking the report opens with.
+
 Snapshot spans (``slowstack.snapshot``) are children of the span they
 sample; their samples count for the parent's route and request. A file
 usually holds the snapshot before its parent (it ended first), a trace
 from Jaeger or Tempo holds them in any order, and a parent killed with
-SIGKILL never arrives: those samples are reported under the snapshot's own
-route if it names one, else as ``(request never ended)``.
+SIGKILL never arrives: that request was killed, and its samples are
+reported under the route its snapshots name (``slowstack.subject.*``), else
+as ``(request never ended)``. A request whose span arrived but whose last
+sample was taken by a signal, at shutdown or by an interrupt did not finish
+either; both kinds are counted per route as ``Killed`` outcomes.
 """
 
 from __future__ import annotations
@@ -44,10 +51,10 @@ WAITING = 0.3
 #: A snapshot span whose request span never arrived is ``killed``: its worker
 #: died (SIGKILL, OOM killer) before the request's span could be exported.
 OUTCOMES = {
+    "killed": "killed, its span never arrived",
     "signal": "aborted by a signal",
     "shutdown": "cut short at shutdown",
     "interrupt": "interrupted",
-    "killed": "killed, its span never arrived",
 }
 
 

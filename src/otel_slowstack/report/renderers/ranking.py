@@ -71,7 +71,9 @@ def outcome_text(outcome: str) -> str:
 
 def killed_summary(route) -> str:
     """``2 killed, its span never arrived; 1 aborted by a signal``."""
-    return "; ".join(f"{count} {outcome_text(outcome)}" for outcome, count in route.killed.most_common())
+    order = list(OUTCOMES)
+    ranked = sorted(route.killed.items(), key=lambda item: (-item[1], order.index(item[0]) if item[0] in order else 99))
+    return "; ".join(f"{count} {outcome_text(outcome)}" for outcome, count in ranked)
 
 
 def coverage_line(report) -> str:
