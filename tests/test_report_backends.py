@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from report_backends import Jaeger, Tempo
-from report_spans import shop_spans, write_otlp_file
+from report_spans import expected_folded, spans  # noqa: F401 (fixtures)
 
 from otel_slowstack.report.command import build_report
 from otel_slowstack.report.errors import ReportError
@@ -21,17 +21,6 @@ from otel_slowstack.report.renderers import render
 from otel_slowstack.report.sources import Query
 
 BIN = Path(sys.executable).parent
-
-
-@pytest.fixture(scope="module")
-def spans() -> list:
-    return shop_spans()
-
-
-@pytest.fixture(scope="module")
-def expected_folded(spans, tmp_path_factory) -> str:
-    path = write_otlp_file(tmp_path_factory.mktemp("file") / "traces.jsonl", spans)
-    return render(build_report(str(path), Query()), "folded")
 
 
 def cli(*args: str) -> subprocess.CompletedProcess:

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from report_backends import Fixtures, JaegerV3, Tempo
-from report_spans import Recorder, REPORT_STACK, sample, shop_spans, write_otlp_file
+from report_spans import REPORT_STACK, Recorder, expected_folded, sample, spans  # noqa: F401 (fixtures)
 
 from otel_slowstack.report.command import build_report
 from otel_slowstack.report.errors import ReportError
@@ -31,17 +31,6 @@ V3_GET_TRACE = (DATA / "jaeger" / "v3-GetTrace.json").read_text()
 V1_TRACES = (DATA / "jaeger" / "v1-otlp2jaeger-out.json").read_text()
 #: Grafana Tempo at ad33aa8fafc41a4ea58519f7b7a88b1aa1383224: cmd/tempo-vulture/testdata/trace.json
 TEMPO_TRACE = (DATA / "tempo-vulture-trace.json").read_text()
-
-
-@pytest.fixture(scope="module")
-def spans() -> list:
-    return shop_spans()
-
-
-@pytest.fixture(scope="module")
-def expected_folded(spans, tmp_path_factory) -> str:
-    path = write_otlp_file(tmp_path_factory.mktemp("file") / "traces.jsonl", spans)
-    return render(build_report(str(path), Query()), "folded")
 
 
 def read_spans(url: str, query: Query) -> tuple:
