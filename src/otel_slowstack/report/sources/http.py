@@ -18,7 +18,7 @@ import threading
 import time
 import zlib
 from typing import Any, Optional
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from ..errors import ReportError
 
@@ -63,7 +63,7 @@ def split_url(url: str) -> tuple:
     try:
         parts = urlsplit(url)
         host = parts.hostname
-        port = parts.port
+        parts.port  # raises ValueError for a port out of range
     except ValueError as error:
         raise ReportError(f"{redact_url(url)} is not a valid URL ({error})") from None
     if parts.scheme not in ("http", "https") or not host:
@@ -72,11 +72,8 @@ def split_url(url: str) -> tuple:
     bare = urlunsplit((parts.scheme, netloc, parts.path, parts.query, "")).rstrip("/")
     auth = None
     if parts.username is not None or parts.password is not None:
-        from urllib.parse import unquote
-
         auth = (unquote(parts.username or ""), unquote(parts.password or ""))
     shown = bare if auth is None else bare.replace("://", f"://{auth[0]}:***@", 1)
-    _ = port
     return bare, auth, shown
 
 
