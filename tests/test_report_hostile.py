@@ -131,6 +131,7 @@ def assert_one_line_error(code: int, out: str, err: str) -> None:
     assert "Traceback" not in err and "Traceback" not in out
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("otel-slowstack report: error: "), err
+    assert "a bug in otel-slowstack" not in err, err  # a named problem, not the safety net
     assert out == ""
 
 

@@ -127,6 +127,10 @@ def run(options) -> int:
     except (RecursionError, MemoryError) as error:
         say_error(f"otel-slowstack report: error: the input is too large or too deeply nested to read ({type(error).__name__})")
         return 1
+    except Exception as error:  # a bug of ours: still one line, never a traceback in the user's terminal
+        say_error(f"otel-slowstack report: error: unexpected {type(error).__name__}: {error} "
+                  "(a bug in otel-slowstack: please report it with the input that caused it)")
+        return 1
     return 0
 
 
