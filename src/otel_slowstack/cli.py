@@ -31,9 +31,9 @@ def _report_parser(subparsers) -> None:
         "  otel-slowstack report http://localhost:16686 --service shop --since 1h\n"
         "  otel-slowstack report http://localhost:3200 --since 1h --format html -o slow.html\n"
         "\n"
-        "limits: a line of a file is at most 64 MiB (longer lines are skipped and counted), a multi-line\n"
-        "document 64 MiB, an answer from a backend 64 MiB after decompression; --timeout bounds each\n"
-        "request as a whole. Records that cannot be read are skipped and counted in one note.",
+        "limits: a line of a file is at most 64 MiB (longer lines are skipped and counted, up to 256 MiB\n"
+        "of them), a multi-line document 64 MiB, an answer from a backend 64 MiB after decompression;\n"
+        "--timeout bounds each request as a whole. Records that cannot be read are skipped and counted.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("source", help="OTLP JSON lines file ('-' for standard input), Jaeger query URL or Tempo URL")

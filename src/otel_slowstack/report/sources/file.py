@@ -36,7 +36,7 @@ MAX_LINE = 64 * MIB
 #: One multi-line JSON document at most.
 MAX_WHOLE_DOCUMENT = 64 * MIB
 #: Bytes of over-long lines skipped before giving up on the file.
-MAX_SKIPPED_BYTES = 1024 * MIB
+MAX_SKIPPED_BYTES = 256 * MIB
 EXPECTED = "expected OTLP JSON lines, one object with resourceSpans per line, as the otlp_json_file exporter writes"
 _GZIP_MAGIC = b"\x1f\x8b"
 #: What a hostile or damaged JSON value can raise while being decoded.
