@@ -23,6 +23,13 @@ SCHEMA = Path(__file__).parent / "report_data" / "speedscope-file-format-schema.
 pytestmark = pytest.mark.e2e
 
 
+def cpu_percent(section_text: str) -> int:
+    """The ``CPU N% of wall time`` of a route's verdict."""
+    import re
+
+    return int(re.search(r"CPU (\d+)% of wall time", section_text).group(1))
+
+
 def section(text: str, route: str) -> str:
     for part in text.split("━━ ")[1:]:
         if part.startswith(route + "\n"):
@@ -67,7 +74,9 @@ def test_demo_runs_the_shop_and_reports_its_hotspots(tmp_path: Path, accounts_ta
     assert "in fetch_exchange_rates (examples/shop.py:" in report
     assert "app   examples/shop.py:" in report and "lib   flask/app.py:" in report
     prices = section(result.stdout, "GET /prices")
-    assert "verdict: computing" in prices or "verdict: partly computing" in prices
+    # How much of its wall time the loop got on a CPU depends on the machine's
+    # load; that it computed while /report waited does not.
+    assert cpu_percent(prices) > cpu_percent(report), (prices, report)
     assert "count_price_collisions (examples/shop.py:" in prices
     orders = section(result.stdout, "GET /orders")
     assert "N+1 statements:" in orders and "SELECT name FROM customers WHERE id = ?" in orders
