@@ -96,10 +96,40 @@ class Jaeger(_Backend):
 
 
 class Tempo(_Backend):
-    def __init__(self, spans: list, token: Optional[str] = None, style: str = "batches", event_scopes: bool = True) -> None:
+    def __init__(self, spans: list, token: Optional[str] = None, style: str = "batches", event_scopes: bool = True,
+                 metrics: bool = False) -> None:
         super().__init__(spans, token)
         self.style = style
         self.event_scopes = event_scopes  # False: a Tempo older than TraceQL's event scope
+        self.metrics = metrics  # True: a Tempo with the TraceQL metrics API (2.8+)
+
+    def _instant(self, handler, query: dict) -> None:
+        """``/api/metrics/query``: ``QueryInstantResponse`` of tempo.proto, ``{"series": [{"labels", "value"}]}``;
+        ``by (...)`` labels as OTLP key-values (absent attributes left out), quantiles labelled ``p``."""
+        q = query["q"]
+        start, end = int(query["start"]), int(query["end"])
+        groups: dict = {}
+        for spans in self.traces.values():
+            for span in spans:
+                if span.kind.name not in ("SERVER", "CONSUMER") or not start <= span.start_time // 1_000_000_000 < end:
+                    continue
+                labels = tuple((key, span.attributes[key[len("span."):]])
+                               for key in ("span.http.route", "span.http.request.method", "span.http.method")
+                               if key[len("span."):] in span.attributes)
+                groups.setdefault(labels, []).append(((span.end_time or span.start_time) - span.start_time) / 1e9)
+        series = []
+        for labels, seconds in groups.items():
+            kv = [{"key": k, "value": {"stringValue": v}} for k, v in labels]
+            if "count_over_time()" in q:
+                series.append({"labels": kv, "value": len(seconds)})
+            elif "sum_over_time(duration)" in q:
+                series.append({"labels": kv, "value": sum(seconds)})
+            else:
+                ordered = sorted(seconds)
+                for p in (0.5, 0.95, 0.99):
+                    value = ordered[min(len(ordered) - 1, max(0, int(p * len(ordered) + 0.999999) - 1))]
+                    series.append({"labels": kv + [{"key": "p", "value": {"doubleValue": p}}], "value": value})
+        handler.answer(200, {"series": series, "metrics": {"inspectedBytes": "1024", "totalJobs": 1, "completedJobs": 1}})
 
     def _matches(self, trace_id: str, q: str) -> bool:
         service = re.search(r'resource\.service\.name = "([^"]*)"', q)
@@ -139,6 +169,8 @@ class Tempo(_Backend):
                 })
             handler.answer(200, {"traces": traces, "metrics": {"inspectedTraces": len(self.traces), "inspectedBytes": "1024",
                                                                "completedJobs": 1, "totalJobs": 1}})
+        elif path == "/api/metrics/query" and self.metrics:
+            self._instant(handler, query)
         elif path == "/api/search/tag/service.name/values":
             handler.answer(200, {"tagValues": sorted({self.service_of(t) for t in self.traces})})
         elif path.startswith("/api/traces/"):

@@ -157,3 +157,28 @@ def test_tempo_trace_answer_from_tempos_own_test_data() -> None:
         _, found = read_spans(tempo.url, Query())
     assert len(found) > 5 and all(s.trace_id == hex_id and s.service == "tempo-vulture" for s in found)
     assert {s.name for s in found} >= {"vulture-68", "vulture-45"}
+
+
+def test_tempo_metrics_give_whole_window_totals(spans) -> None:
+    """Requests never sampled are not in the traces Tempo's search finds; its
+    TraceQL metrics count them: the two fast ``GET /`` requests of the scenario."""
+    with Tempo(spans, metrics=True) as tempo:
+        report = build_report(tempo.url, Query())
+        asked = [q["q"] for _, q, _ in tempo.paths("/api/metrics/query")]
+    routes = {r.route: r for r in report.ranking}
+    assert routes["GET /"].figures()[:2] == (2, pytest.approx(6.0))
+    assert routes["GET /report"].figures() == (3, pytest.approx(16000.0), pytest.approx(2000.0), pytest.approx(12000.0),
+                                               pytest.approx(12000.0))
+    assert routes["GET /report"].requests == 3  # slow (sampled) requests: from the traces fetched
+    assert "Tempo's TraceQL metrics" in report.coverage
+    assert asked[0] == ("{ (kind = server || kind = consumer) } | count_over_time() "
+                        "by (span.http.route, span.http.request.method, span.http.method)")
+    text = render(report, "text")
+    assert "figures cover every server and consumer span of the last 1h" in text
+
+
+def test_tempo_without_metrics_says_what_the_figures_cover(spans) -> None:
+    with Tempo(spans) as tempo:
+        report = build_report(tempo.url, Query())
+    assert "GET /" not in {r.route for r in report.ranking}
+    assert "requests that were never sampled are not among them (this Tempo has no TraceQL metrics)" in report.coverage

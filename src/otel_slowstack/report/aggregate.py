@@ -117,6 +117,8 @@ class RouteStats:
     killed_listed: list = field(default_factory=list)
     #: (outcome, stack) -> how many killed requests ended on that stack.
     killed_stacks: Counter = field(default_factory=Counter)
+    #: Whole-window totals from the backend (Tempo's TraceQL metrics), when it gave them.
+    window: Optional[object] = None
     _frames_view: Optional[tuple] = field(default=None, repr=False)
 
     def add(self, sample: Sample, frames: tuple, request_id: str = "") -> None:
@@ -215,6 +217,14 @@ class RouteStats:
     @property
     def killed_total(self) -> int:
         return sum(self.killed.values())
+
+    def figures(self) -> tuple:
+        """(requests, total ms, p50, p95, p99): the backend's whole-window totals if any, else the spans read."""
+        window = self.window
+        if window is not None:
+            return (window.count, window.total_ms, window.p50_ms, window.p95_ms, window.p99_ms)  # type: ignore[attr-defined]
+        d = self.durations
+        return (d.count, d.total_ms, d.percentile(0.50), d.percentile(0.95), d.percentile(0.99))
 
     def share_of(self, part_ms: float) -> Optional[float]:
         total = self.durations.total_ms
@@ -340,6 +350,8 @@ class Aggregator:
         self._dropped_pending = 0
         self.coverage = ""
         self.killed = 0
+        #: route -> totals over the whole window, from the backend (see ``sources.tempo_metrics``).
+        self.window: Optional[dict] = None
 
     def add_spans(self, spans: Iterable[SpanRecord]) -> None:
         for span in spans:
@@ -467,18 +479,22 @@ class Aggregator:
         self._pending_count = 0
         if self._dropped_pending:
             self.notes.append(f"{self._dropped_pending} snapshot samples could not wait for their request's span")
+        for route, totals in (self.window or {}).items():
+            stats = self._stats(route)
+            if stats is not None and stats.window is None:
+                stats.window = totals
         routes = sorted(self.routes.values(), key=lambda r: (-r.samples, -r.requests, r.route))
         ranking = sorted(
-            (r for r in self.routes.values() if r.durations.count or r.samples),
-            key=lambda r: (-r.durations.total_ms, -r.samples, r.route),
+            (r for r in self.routes.values() if r.durations.count or r.samples or r.window is not None),
+            key=lambda r: (-r.figures()[1], -r.samples, r.route),
         )
         report = Report(self.source, [r for r in routes if r.samples or r.n_plus_one or r.killed], self.spans_read,
                         self.requests, self.samples, self.n_plus_ones, list(self.notes))
         report.ranking = ranking
         report.coverage = self.coverage
         report.killed = self.killed
-        report.total_ms = sum(r.durations.total_ms for r in ranking)
-        report.calls = sum(r.durations.count for r in ranking)
+        report.total_ms = sum(r.figures()[1] for r in ranking)
+        report.calls = sum(r.figures()[0] for r in ranking)
         return report
 
 

@@ -72,6 +72,7 @@ def build_report(location: str, query: Query, route: Optional[str] = None, progr
             client.close()
     aggregator.source = source.description
     aggregator.coverage = getattr(source, "coverage", "")
+    aggregator.window = getattr(source, "window", None)
     aggregator.notes.extend(source.notes)
     report = aggregator.finish()
     if report.empty:

@@ -39,19 +39,19 @@ def ranking_rows(report) -> list:
     total = report.total_ms
     rows = []
     for route in report.ranking:
-        d = route.durations
+        count, total_ms, p50, p95, p99 = route.figures()
         rows.append((
             route.route,
-            str(d.count),
-            duration(d.total_ms),
-            percent(d.total_ms / total if total > 0 else None),
-            duration(d.percentile(0.50)),
-            duration(d.percentile(0.95)),
-            duration(d.percentile(0.99)),
+            str(count),
+            duration(total_ms),
+            percent(total_ms / total if total > 0 else None),
+            duration(p50),
+            duration(p95),
+            duration(p99),
             str(route.requests),
-            percent(route.requests / d.count if d.count else None),
+            percent(min(route.requests / count, 1.0) if count else None),
             percent(route.cpu_mean),
-            percent(route.share_of(route.db_ms) if route.db_ms else (0.0 if d.count else None)),
+            percent(route.share_of(route.db_ms) if route.db_ms else (0.0 if route.durations.count else None)),
             str(route.killed_total) if route.killed_total else "",
         ))
     return rows

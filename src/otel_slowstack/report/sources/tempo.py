@@ -12,7 +12,8 @@ so no trace falls between pages. Each trace is then fetched by id from
 decoded as OTLP JSON (Tempo answers ``batches``; newer ones, and the v2 API,
 ``resourceSpans``). Tempo versions without event scopes in TraceQL reject
 the first query; the fallback asks for the ``slowstack.samples`` span
-attribute instead.
+attribute instead. Last, ``tempo_metrics`` asks for whole-window totals per
+route, for the ranking of routes by worker time.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from . import otlp_json
 from .http import HttpStatusError
 from .jaeger import _span_text
 from .record import Skipped, SpanRecord
+from .tempo_metrics import window_totals
 
 EVENT_QUERY = 'event:name = "slowstack.sample" || event:name = "slowstack.n_plus_one"'
 ATTRIBUTE_QUERY = 'span.slowstack.samples > 0 || name = "slowstack.snapshot"'
@@ -62,11 +64,14 @@ class TempoSource:
         self.cut = False
         self.skipped = Skipped()
         self.coverage = ""
+        self.window: Optional[dict] = None
+        self.window_range = (0, 0)
 
     def _search(self) -> list:
         query = self.query
         end_s = int(query.until_s if query.until_s is not None else time.time()) + 1
         start_s = end_s - 1 - int(query.since_s)
+        self.window_range = (start_s, end_s)
         condition = EVENT_QUERY
         most_recent = True
         seen: dict = {}
@@ -183,7 +188,14 @@ class TempoSource:
             self.notes.append(f"{self.missing} trace(s) found by search were gone when fetched (404)")
         if self.skipped.count:
             self.notes.append(self.skipped.note())
-        self.coverage = (f"the spans of the {len(ids) - self.missing} newest traces with otel-slowstack samples Tempo returned;"
-                         " requests that were never sampled are not among them")
+        fetched = len(ids) - self.missing
+        progress.start("asking Tempo for whole-window totals", None)
+        self.window = window_totals(self.client, query.service, *self.window_range)
+        if self.window is not None:
+            self.coverage = (f"every server and consumer span of the last {_span_text(query.since_s)} for requests, time and "
+                             f"percentiles (Tempo's TraceQL metrics); the {fetched} newest traces with samples for the rest")
+        else:
+            self.coverage = (f"the spans of the {fetched} newest traces with otel-slowstack samples Tempo returned;"
+                             " requests that were never sampled are not among them (this Tempo has no TraceQL metrics)")
         if self.cut:
             self.coverage += f"; --limit {query.limit} cut the answer, older traces were not read"
