@@ -97,10 +97,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 2
     missing = missing_extra()
     if missing is not None:
-        print(
-            f"otel-slowstack {options.command}: needs the 'report' extra ({missing} is not installed): {INSTALL_HINT}",
-            file=sys.stderr,
-        )
+        extra, hint = ("examples", "pip install 'otel-slowstack[examples]'") if options.command == "demo" else ("report", INSTALL_HINT)
+        print(f"otel-slowstack {options.command}: needs the '{extra}' extra ({missing} is not installed): {hint}", file=sys.stderr)
         return 1
     if options.command == "report":
         from .report.command import run

@@ -103,15 +103,14 @@ class FileSource:
                 raise ReportError(f"{self.path}: permission denied") from None
             except OSError as error:
                 raise ReportError(f"{self.path}: cannot open: {error.strerror or error}") from None
-        buffered = stream if hasattr(stream, "peek") else stream
-        try:
-            head = buffered.peek(2)[:2] if hasattr(buffered, "peek") else b""
+        try:  # gzip is told by its first bytes, not by the file's name
+            head = stream.peek(2)[:2] if hasattr(stream, "peek") else b""  # type: ignore[attr-defined]
         except OSError:
             head = b""
         if head == _GZIP_MAGIC:
             self._gzip = True
-            return gzip.GzipFile(fileobj=buffered)  # type: ignore[return-value]
-        return buffered
+            return gzip.GzipFile(fileobj=stream)  # type: ignore[return-value]
+        return stream
 
     def _size(self) -> Optional[int]:
         if self.path == "-" or self._gzip:
