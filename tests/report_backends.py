@@ -18,7 +18,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Optional
 from urllib.parse import parse_qs, urlparse
 
-from report_spans import by_trace, jaeger_trace, tempo_document
+from report_spans import by_trace, jaeger_trace, otlp_document, tempo_document
 
 
 class _Backend:
@@ -96,10 +96,40 @@ class Jaeger(_Backend):
 
 
 class Tempo(_Backend):
-    def __init__(self, spans: list, token: Optional[str] = None, style: str = "batches", event_scopes: bool = True) -> None:
+    def __init__(self, spans: list, token: Optional[str] = None, style: str = "batches", event_scopes: bool = True,
+                 metrics: bool = False) -> None:
         super().__init__(spans, token)
         self.style = style
         self.event_scopes = event_scopes  # False: a Tempo older than TraceQL's event scope
+        self.metrics = metrics  # True: a Tempo with the TraceQL metrics API (2.8+)
+
+    def _instant(self, handler, query: dict) -> None:
+        """``/api/metrics/query``: ``QueryInstantResponse`` of tempo.proto, ``{"series": [{"labels", "value"}]}``;
+        ``by (...)`` labels as OTLP key-values (absent attributes left out), quantiles labelled ``p``."""
+        q = query["q"]
+        start, end = int(query["start"]), int(query["end"])
+        groups: dict = {}
+        for spans in self.traces.values():
+            for span in spans:
+                if span.kind.name not in ("SERVER", "CONSUMER") or not start <= span.start_time // 1_000_000_000 < end:
+                    continue
+                labels = tuple((key, span.attributes[key[len("span."):]])
+                               for key in ("span.http.route", "span.http.request.method", "span.http.method")
+                               if key[len("span."):] in span.attributes)
+                groups.setdefault(labels, []).append(((span.end_time or span.start_time) - span.start_time) / 1e9)
+        series = []
+        for labels, seconds in groups.items():
+            kv = [{"key": k, "value": {"stringValue": v}} for k, v in labels]
+            if "count_over_time()" in q:
+                series.append({"labels": kv, "value": len(seconds)})
+            elif "sum_over_time(duration)" in q:
+                series.append({"labels": kv, "value": sum(seconds)})
+            else:
+                ordered = sorted(seconds)
+                for p in (0.5, 0.95, 0.99):
+                    value = ordered[min(len(ordered) - 1, max(0, int(p * len(ordered) + 0.999999) - 1))]
+                    series.append({"labels": kv + [{"key": "p", "value": {"doubleValue": p}}], "value": value})
+        handler.answer(200, {"series": series, "metrics": {"inspectedBytes": "1024", "totalJobs": 1, "completedJobs": 1}})
 
     def _matches(self, trace_id: str, q: str) -> bool:
         service = re.search(r'resource\.service\.name = "([^"]*)"', q)
@@ -115,13 +145,15 @@ class Tempo(_Backend):
             handler.answer(200, "echo", "text/plain")
         elif path == "/api/search":
             q = query.get("q", "")
-            if "event:" in q and not self.event_scopes:
+            if ("event:" in q or "with (" in q) and not self.event_scopes:
                 handler.answer(400, 'invalid TraceQL query: parse error at line 1, col 3: syntax error: unexpected IDENTIFIER\n', "text/plain")
                 return
             start, end = int(query.get("start", 0)), int(query.get("end", 1 << 40))
             limit = int(query.get("limit", 20))
-            found = [t for t in self.traces if self._matches(t, q) and start <= self.start_ns(t) // 1_000_000_000 <= end]
-            found.sort(key=self.start_ns, reverse=True)
+            found = [t for t in self.traces if self._matches(t, q) and start <= self.start_ns(t) // 1_000_000_000 < end]
+            # Tempo answers the first matches its jobs come across, oldest blocks
+            # first; the newest first only when the query asks for them.
+            found.sort(key=self.start_ns, reverse="with (most_recent=true)" in q)
             traces = []
             for trace_id in found[:limit]:
                 root = self.traces[trace_id][0]
@@ -137,6 +169,8 @@ class Tempo(_Backend):
                 })
             handler.answer(200, {"traces": traces, "metrics": {"inspectedTraces": len(self.traces), "inspectedBytes": "1024",
                                                                "completedJobs": 1, "totalJobs": 1}})
+        elif path == "/api/metrics/query" and self.metrics:
+            self._instant(handler, query)
         elif path == "/api/search/tag/service.name/values":
             handler.answer(200, {"tagValues": sorted({self.service_of(t) for t in self.traces})})
         elif path.startswith("/api/traces/"):
@@ -147,3 +181,46 @@ class Tempo(_Backend):
             handler.answer(200, tempo_document(self.traces[wanted], self.style))
         else:
             handler.answer(404, "404 page not found\n", "text/plain")
+
+
+class JaegerV3(_Backend):
+    """Jaeger's main line: only the v3 API. ``/api/v3/traces`` streams one
+    ``{"result": ...}`` object per trace (grpc-gateway's server streaming), and
+    answers 404 ``No traces found`` when nothing matches, as
+    ``apiv3/http_gateway.go`` does; ``/api/services`` and ``/api/traces`` are gone."""
+
+    def route(self, handler, path: str, query: dict) -> None:
+        from datetime import datetime, timezone
+
+        if path == "/api/v3/services":
+            handler.answer(200, {"services": sorted({self.service_of(t) for t in self.traces})})
+        elif path == "/api/v3/traces":
+            service = query.get("query.service_name") or query.get("query.serviceName")
+            def ns(value: str) -> int:  # RFC 3339 in UTC, up to nanosecond digits
+                whole, _, fraction = value.rstrip("Z").partition(".")
+                at = datetime.fromisoformat(whole).replace(tzinfo=timezone.utc)
+                return int(at.timestamp()) * 1_000_000_000 + int(fraction.ljust(9, "0")[:9])
+
+            low_ns, high_ns = ns(query["query.start_time_min"]), ns(query["query.start_time_max"])
+            limit = int(query.get("query.search_depth") or query.get("query.num_traces") or 100)
+            matching = [t for t in self.traces if self.service_of(t) == service and low_ns <= self.start_ns(t) <= high_ns]
+            matching.sort(key=self.start_ns, reverse=True)
+            if not matching:
+                handler.answer(404, {"error": {"httpCode": 404, "message": "No traces found"}})
+                return
+            chunks = "".join(json.dumps({"result": otlp_document(self.traces[t])}) for t in matching[:limit])
+            handler.answer(200, chunks)
+        else:
+            handler.answer(404, "404 page not found\n", "text/plain")
+
+
+class Fixtures(_Backend):
+    """Serves fixed answers: path -> (status, body text)."""
+
+    def __init__(self, answers: dict) -> None:
+        super().__init__([])
+        self.answers = answers
+
+    def route(self, handler, path: str, query: dict) -> None:
+        status, body = self.answers.get(path, (404, "404 page not found\n"))
+        handler.answer(status, body, "application/json" if body.lstrip().startswith(("{", "[")) else "text/plain")

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Iterable, Optional
 
+import pytest
 from opentelemetry.exporter.otlp.json.common.trace_encoder import encode_spans
 from opentelemetry.exporter.otlp.json.file import FileSpanExporter
 from opentelemetry.sdk.resources import Resource
@@ -225,3 +226,23 @@ def by_trace(spans: list) -> dict:
     for span in sorted(spans, key=lambda s: s.start_time):
         traces.setdefault(format_trace_id(span.context.trace_id), []).append(span)
     return traces
+
+
+# -- fixtures shared by the backend tests (import them by name) ----------------
+
+
+@pytest.fixture(scope="module")
+def spans() -> list:
+    """The shop scenario, recorded once per test module."""
+    return shop_spans()
+
+
+@pytest.fixture(scope="module")
+def expected_folded(spans, tmp_path_factory) -> str:
+    """What the report of the scenario's file says in folded form: every backend must say the same."""
+    from otel_slowstack.report.command import build_report
+    from otel_slowstack.report.renderers import render
+    from otel_slowstack.report.sources import Query
+
+    path = write_otlp_file(tmp_path_factory.mktemp("file") / "traces.jsonl", spans)
+    return render(build_report(str(path), Query()), "folded")

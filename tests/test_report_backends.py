@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from report_backends import Jaeger, Tempo
-from report_spans import shop_spans, write_otlp_file
+from report_spans import expected_folded, spans  # noqa: F401 (fixtures)
 
 from otel_slowstack.report.command import build_report
 from otel_slowstack.report.errors import ReportError
@@ -21,17 +21,6 @@ from otel_slowstack.report.renderers import render
 from otel_slowstack.report.sources import Query
 
 BIN = Path(sys.executable).parent
-
-
-@pytest.fixture(scope="module")
-def spans() -> list:
-    return shop_spans()
-
-
-@pytest.fixture(scope="module")
-def expected_folded(spans, tmp_path_factory) -> str:
-    path = write_otlp_file(tmp_path_factory.mktemp("file") / "traces.jsonl", spans)
-    return render(build_report(str(path), Query()), "folded")
 
 
 def cli(*args: str) -> subprocess.CompletedProcess:
@@ -55,7 +44,7 @@ def test_jaeger_pages_through_traces_and_finds_what_the_file_has(spans, expected
         report = build_report(jaeger.url, Query(service="shop", page_size=2))
         searches = jaeger.paths("/api/traces")
     assert render(report, "folded") == expected_folded
-    assert report.source == f"Jaeger at {jaeger.url}, service shop"
+    assert report.source == f"Jaeger at {jaeger.url} (v1 API), service shop"
     # 8 traces, 2 per page: each next page ends before the previous page's earliest trace.
     assert len(searches) >= 4
     ends = [int(q["end"]) for _, q, _ in searches]
@@ -81,7 +70,8 @@ def test_jaeger_limit_stops_paging(spans) -> None:
     with Jaeger(spans) as jaeger:
         report = build_report(jaeger.url, Query(service="shop", page_size=2, limit=3))
     assert report.requests <= 3
-    assert any("stopped at --limit 3 traces" in n for n in report.notes)
+    assert "--limit 3 cut the answer, older traces were not read" in report.coverage
+    assert "--limit 3 cut the answer" in render(report, "text").split("━━")[0]
 
 
 def test_jaeger_unknown_service_names_the_known_ones(spans) -> None:
@@ -108,7 +98,7 @@ def test_tempo_searches_with_traceql_pages_and_fetches_each_trace(spans, expecte
         fetched = tempo.paths("/api/traces/")
     assert render(report, "folded") == expected_folded
     q = searches[0][1]["q"]
-    assert q == '{ event:name = "slowstack.sample" || event:name = "slowstack.n_plus_one" }'
+    assert q == '{ event:name = "slowstack.sample" || event:name = "slowstack.n_plus_one" } with (most_recent=true)'
     assert len(searches) >= 4 and all(s[1]["limit"] == "2" for s in searches)
     # The 7 traces with samples (the fast ones never match), each fetched once as JSON.
     assert len(fetched) == 7 == len({path for path, _, _ in fetched})
@@ -122,7 +112,7 @@ def test_tempo_through_the_command_with_service_and_token(spans) -> None:
         q = tempo.paths("/api/search")[-1][1]["q"]
     assert "answered 401 Unauthorized" in one_line_error(refused)
     assert result.returncode == 0, result.stderr
-    assert q == '{ resource.service.name = "shop" && (event:name = "slowstack.sample" || event:name = "slowstack.n_plus_one") }'
+    assert q == '{ resource.service.name = "shop" && (event:name = "slowstack.sample" || event:name = "slowstack.n_plus_one") } with (most_recent=true)'
     assert "GET /prices;full_dispatch_request (flask/app.py:917);dispatch_request (flask/app.py:902);prices (app/views.py:60);count_collisions (app/views.py:71) 4" in result.stdout.splitlines()
 
 
@@ -131,8 +121,9 @@ def test_older_tempo_without_event_scopes_and_hex_resource_spans(spans, expected
         report = build_report(tempo.url, Query(backend="tempo"))
         queries = [q["q"] for _, q, _ in tempo.paths("/api/search")]
     assert render(report, "folded") == expected_folded
-    assert "event:name" in queries[0]
-    assert queries[1] == '{ span.slowstack.samples > 0 || name = "slowstack.snapshot" }'
+    assert "event:name" in queries[0] and "most_recent" in queries[0]
+    assert queries[-1] == '{ span.slowstack.samples > 0 || name = "slowstack.snapshot" }'
+    assert any("may not be the newest" in n for n in report.notes)
 
 
 def test_tempo_unknown_service_and_empty_result(spans) -> None:
@@ -183,14 +174,14 @@ def test_a_backend_that_never_answers_times_out() -> None:
         for conn in accepted:
             conn.close()
         listener.close()
-    assert f"{url}/api/services did not answer within 0.5 s (raise --timeout?)" in message
+    assert f"{url}/api/v3/services did not answer within 0.5 s (raise --timeout?)" in message
 
 
 def test_something_that_is_neither_backend(spans) -> None:
     with Jaeger(spans) as jaeger:
         url = jaeger.url + "/not-here"
         message = one_line_error(cli("report", url))
-    assert "answers neither as Jaeger's query API (/api/services) nor as Grafana Tempo (/api/echo)" in message
+    assert "answers neither as Jaeger's query API (/api/v3/services, /api/services) nor as Grafana Tempo (/api/echo)" in message
 
 
 def test_server_errors_and_bad_headers(spans) -> None:

@@ -134,7 +134,7 @@ def test_noise_lines_are_skipped_with_a_note(shop_file: Path, tmp_path: Path) ->
     noisy.write_text("[2026-01-01] starting\n" + shop_file.read_text() + '{"resourceLogs": []}\n')
     result = cli("report", str(noisy))
     assert result.returncode == 0, result.stderr
-    assert "note: skipped 2 lines that are not OTLP JSON (line 1 is not JSON" in result.stdout
+    assert "note: 2 records skipped: line 1 is not JSON (" in result.stdout and " and 1 more" in result.stdout
 
 
 def test_a_pretty_printed_document_is_read_whole(shop_file: Path, tmp_path: Path) -> None:

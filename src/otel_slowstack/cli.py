@@ -29,7 +29,11 @@ def _report_parser(subparsers) -> None:
         epilog="examples:\n"
         "  otel-slowstack report traces.jsonl\n"
         "  otel-slowstack report http://localhost:16686 --service shop --since 1h\n"
-        "  otel-slowstack report http://localhost:3200 --since 1h --format html -o slow.html",
+        "  otel-slowstack report http://localhost:3200 --since 1h --format html -o slow.html\n"
+        "\n"
+        "limits: a line of a file is at most 64 MiB (longer lines are skipped and counted, up to 256 MiB\n"
+        "of them), a multi-line document 64 MiB, an answer from a backend 64 MiB after decompression;\n"
+        "--timeout bounds each request as a whole. Records that cannot be read are skipped and counted.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("source", help="OTLP JSON lines file ('-' for standard input), Jaeger query URL or Tempo URL")
@@ -44,7 +48,8 @@ def _report_parser(subparsers) -> None:
         "--header", "-H", action="append", metavar="'NAME: VALUE'",
         help="HTTP header for every backend request, e.g. 'Authorization: Bearer TOKEN' (repeatable)",
     )
-    parser.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for each backend answer (default: 10)")
+    parser.add_argument("--timeout", type=float, default=10.0,
+                        help="seconds each backend request may take as a whole, however slowly it answers (default: 10)")
     parser.add_argument("--backend", choices=("jaeger", "tempo"), help="skip detecting which backend the URL is")
     parser.add_argument("--top", type=int, default=10, help="frames listed per route (default: 10)")
 
@@ -53,12 +58,13 @@ def _demo_parser(subparsers) -> None:
     parser = subparsers.add_parser(
         "demo",
         help="run the example shop with otel-slowstack, hit its hotspots, print the report",
-        description="Start examples/shop.py under opentelemetry-instrument gunicorn, exporting to a local "
-        "OTLP JSON file, send requests that hit each kind of hotspot, stop it and print the report.",
+        description="Write the example shop that ships with otel-slowstack to DIR/examples/shop.py, start it under "
+        "opentelemetry-instrument gunicorn exporting to DIR/traces.jsonl, send requests that hit each kind of "
+        "hotspot, stop it and print the report. Needs: pip install 'otel-slowstack[examples]'.",
     )
     parser.add_argument("--format", "-f", choices=FORMATS, default="text", help="report format (default: text)")
     parser.add_argument("--output", "-o", metavar="FILE", help="write the report to FILE")
-    parser.add_argument("--dir", metavar="DIR", help="where to write the spans file (default: a new temporary directory)")
+    parser.add_argument("--dir", metavar="DIR", help="where to write the shop and its spans (default: a new temporary directory)")
     parser.add_argument("--threshold", default="500ms", help="OTEL_PYTHON_SLOWSTACK_THRESHOLD for the shop (default: 500ms)")
 
 
@@ -91,10 +97,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 2
     missing = missing_extra()
     if missing is not None:
-        print(
-            f"otel-slowstack {options.command}: needs the 'report' extra ({missing} is not installed): {INSTALL_HINT}",
-            file=sys.stderr,
-        )
+        extra, hint = ("examples", "pip install 'otel-slowstack[examples]'") if options.command == "demo" else ("report", INSTALL_HINT)
+        print(f"otel-slowstack {options.command}: needs the '{extra}' extra ({missing} is not installed): {hint}", file=sys.stderr)
         return 1
     if options.command == "report":
         from .report.command import run

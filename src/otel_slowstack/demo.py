@@ -1,16 +1,18 @@
 """``otel-slowstack demo``: see the whole loop on your own machine in a minute.
 
-Starts the bundled example shop (``examples/shop.py``) under
-``opentelemetry-instrument gunicorn`` with otel-slowstack enabled and the
-``otlp_json_file`` exporter writing spans to a local file, sends requests
-that hit each kind of hotspot (a slow upstream call, a CPU-bound loop, an
-N+1, and a lock wait where the shop has one), stops the server so every span
-is flushed, and prints the report of that file.
+Writes the example shop that ships with the package
+(``otel_slowstack/examples/shop.py``, ``examples/shop.py`` in the repository)
+to ``DIR/examples/shop.py``, starts it under ``opentelemetry-instrument
+gunicorn`` with otel-slowstack enabled and the ``otlp_json_file`` exporter
+writing spans to ``DIR/traces.jsonl``, sends requests that hit each kind of
+hotspot (a slow upstream call, a CPU-bound loop, an N+1, and a lock wait
+where PostgreSQL is there), stops the server so every span is flushed, and
+prints the report of that file. It needs ``pip install
+'otel-slowstack[examples]'`` and works from any working directory.
 
-The shop lives in the source tree, not in the installed package, so the
-demo needs a checkout installed with ``pip install -e '.[examples]'``; it
-finds ``examples/`` next to the package's source directory and works from
-any working directory.
+Every hotspot lasts a wall-clock time well past the threshold (the CPU loop
+included: it repeats its work until its time is up), so what the report
+shows does not depend on how fast or how busy the machine is.
 """
 
 from __future__ import annotations
@@ -34,23 +36,31 @@ from .report.errors import ReportError
 #: (path, what it shows); a 404 or 503 means the shop cannot serve it here.
 HOTSPOTS = (
     ("/report?seconds=2", "a slow upstream call: the request waits"),
-    ("/prices?n=4500", "a CPU-bound loop: the request computes"),
+    ("/prices?n=2000&seconds=2", "a CPU-bound loop: the request computes"),
     ("/orders", "an N+1: one query per order"),
     ("/lock?seconds=2", "a lock wait in PostgreSQL"),
 )
 NOT_AVAILABLE = {404: "the shop has no such page", 503: "its backing service is not available here"}
-INSTALL = "pip install -e '.[examples]'"
+INSTALL = "pip install 'otel-slowstack[examples]'"
 START_TIMEOUT_S = 40.0
 STOP_TIMEOUT_S = 20.0
 
 
-def examples_dir() -> Optional[Path]:
-    """``examples/`` of the source checkout this package is installed from, if any."""
-    package = Path(__file__).resolve().parent  # <checkout>/src/otel_slowstack
-    for candidate in (package.parent.parent / "examples", package.parent / "examples"):
-        if (candidate / "shop.py").is_file():
-            return candidate
-    return None
+def shop_source() -> Optional[Path]:
+    """The shop shipped inside the package."""
+    path = Path(__file__).resolve().parent / "examples" / "shop.py"
+    return path if path.is_file() else None
+
+
+def write_shop(workdir: Path) -> Path:
+    """``DIR/examples/shop.py``: served from there, its frames are application code in the report."""
+    source = shop_source()
+    if source is None:
+        raise ReportError(f"this installation of otel-slowstack has no example shop ({Path(__file__).resolve().parent}/examples/shop.py); reinstall it: {INSTALL}")
+    examples = workdir / "examples"
+    examples.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(source, examples / "shop.py")
+    return examples
 
 
 def _tool(name: str) -> Optional[str]:
@@ -61,12 +71,6 @@ def _tool(name: str) -> Optional[str]:
 
 
 def _check_requirements() -> tuple:
-    examples = examples_dir()
-    if examples is None:
-        raise ReportError(
-            "the demo runs examples/shop.py from a source checkout of otel-slowstack, and there is none next to "
-            f"this installation ({Path(__file__).resolve().parent}); clone the repository and, in it, run: {INSTALL}"
-        )
     for module in ("flask", "gunicorn", "opentelemetry.distro", "opentelemetry.exporter.otlp.json.file",
                    "opentelemetry.instrumentation.flask"):
         try:
@@ -76,7 +80,7 @@ def _check_requirements() -> tuple:
     instrument, gunicorn = _tool("opentelemetry-instrument"), _tool("gunicorn")
     if not instrument or not gunicorn:
         raise ReportError(f"the demo needs opentelemetry-instrument and gunicorn on PATH: {INSTALL}")
-    return examples, instrument, gunicorn
+    return instrument, gunicorn
 
 
 def shop_environment(threshold: str, db_path: Path) -> dict:
@@ -181,13 +185,13 @@ def send_hotspots(shop: Shop, say) -> list:
         thread.join(90)
     for (path, what), result in zip(HOTSPOTS, results):
         if result is None:
-            say(f"  GET {path:<20} no answer  ({what})")
+            say(f"  GET {path:<26} no answer  ({what})")
             continue
         _, status, seconds, _ = result
         if status in NOT_AVAILABLE:
-            say(f"  GET {path:<20} {status}: not available, {NOT_AVAILABLE[status]}  ({what})")
+            say(f"  GET {path:<26} {status}: not available, {NOT_AVAILABLE[status]}  ({what})")
         else:
-            say(f"  GET {path:<20} {status} in {seconds:.1f} s  ({what})")
+            say(f"  GET {path:<26} {status} in {seconds:.1f} s  ({what})")
     return results
 
 
@@ -209,9 +213,10 @@ def _run(options) -> int:
     def say(text: str) -> None:
         print(text, file=sys.stderr, flush=True)
 
-    examples, instrument, gunicorn = _check_requirements()
+    instrument, gunicorn = _check_requirements()
     workdir = Path(options.dir) if options.dir else Path(tempfile.mkdtemp(prefix="otel-slowstack-demo-"))
     workdir.mkdir(parents=True, exist_ok=True)
+    examples = write_shop(workdir.resolve())
     spans_file = (workdir / "traces.jsonl").resolve()
     if spans_file.exists():
         spans_file.unlink()

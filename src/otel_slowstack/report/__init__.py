@@ -9,10 +9,10 @@ Usage::
 
 The pipeline reads in one direction, one folder or module per stage::
 
-    sources/ (file, Jaeger, Tempo) -> SpanRecord
+    sources/ (file, Jaeger v3/v1, Tempo; each bounded and distrustful) -> SpanRecord
       -> samples.py (Sample, NPlusOne: plain data parsed from span events)
-      -> aggregate.py (per-route counters, built incrementally)
-      -> renderers/ (text, folded, speedscope, html)
+      -> aggregate.py (per-route counters, durations.py, killed requests; built incrementally)
+      -> renderers/ (ranking.py shared cells; text, folded, speedscope, html; printable.py for safe text)
 
 Nothing in the instrumentation imports this package: what only the command
 needs (an HTTP client, a terminal library) is the ``report`` extra.

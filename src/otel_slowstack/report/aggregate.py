@@ -5,23 +5,33 @@ with the number of samples, so a 1 GB file costs what its distinct code
 paths cost. Even those are capped (routes built from raw URL paths can be
 unbounded): past the caps, the rest is counted under an "other" entry.
 
+Every server and consumer span also counts for its route's worker time
+(``Durations``: count, total, percentiles) and database time, sampled or
+not: that is the ranking the report opens with.
+
 Snapshot spans (``slowstack.snapshot``) are children of the span they
 sample; their samples count for the parent's route and request. A file
 usually holds the snapshot before its parent (it ended first), a trace
 from Jaeger or Tempo holds them in any order, and a parent killed with
-SIGKILL never arrives: those samples are reported under the snapshot's own
-route if it names one, else as ``(request never ended)``.
+SIGKILL never arrives: that request was killed, and its samples are
+reported under the route its snapshots name (``slowstack.subject.*``), else
+as ``(request never ended)``. A request whose span arrived but whose last
+sample was taken by a signal, at shutdown or by an interrupt did not finish
+either; both kinds are counted per route as ``Killed`` outcomes.
 """
 
 from __future__ import annotations
 
 import fnmatch
 import heapq
+import math
 from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 from typing import Iterable, Optional
 
-from .samples import SNAPSHOT_SPAN, NPlusOne, Sample, in_flight_parts, n_plus_ones_of, route_of, samples_of
+from .durations import Durations
+from .samples import (SNAPSHOT_SPAN, NPlusOne, Sample, in_flight_parts, n_plus_ones_of, route_of, samples_of,
+                      snapshot_route)
 from .sources.record import SpanRecord
 from .stacks import Frame
 
@@ -29,6 +39,7 @@ MAX_ROUTES = 500
 MAX_STACKS_PER_ROUTE = 20_000
 MAX_KNOWN_SPANS = 20_000
 MAX_PENDING_SAMPLES = 20_000
+MAX_KILLED_LISTED = 10
 OTHER_ROUTES = "(other routes)"
 NEVER_ENDED = "(request never ended)"
 OTHER_STACKS = (Frame("", 0, "[other stacks]", False),)
@@ -36,6 +47,25 @@ NO_STACK = (Frame("", 0, "[no stack recorded]", False),)
 #: cpu_ratio at or above: computing; at or below WAITING: waiting.
 COMPUTING = 0.6
 WAITING = 0.3
+#: A request whose last sample has one of these triggers did not finish its work.
+#: A snapshot span whose request span never arrived is ``killed``: its worker
+#: died (SIGKILL, OOM killer) before the request's span could be exported.
+OUTCOMES = {
+    "killed": "killed, its span never arrived",
+    "signal": "aborted by a signal",
+    "shutdown": "cut short at shutdown",
+    "interrupt": "interrupted",
+}
+
+
+@dataclass
+class Killed:
+    """One request that did not finish: its last word."""
+
+    outcome: str  # a key of OUTCOMES
+    trace_id: str
+    elapsed_ms: Optional[float]
+    frames: tuple
 
 
 @dataclass
@@ -79,6 +109,16 @@ class RouteStats:
     services: Counter = field(default_factory=Counter)
     #: (elapsed_ms, trace_id, span_id) of the longest-sampled requests, a min-heap.
     slowest: list = field(default_factory=list)
+    #: Every request of the route (sampled or not): durations, database time.
+    durations: Durations = field(default_factory=Durations)
+    db_ms: float = 0.0
+    #: Requests that did not finish, per outcome, and the first few of them.
+    killed: Counter = field(default_factory=Counter)
+    killed_listed: list = field(default_factory=list)
+    #: (outcome, stack) -> how many killed requests ended on that stack.
+    killed_stacks: Counter = field(default_factory=Counter)
+    #: Whole-window totals from the backend (Tempo's TraceQL metrics), when it gave them.
+    window: Optional[object] = None
     _frames_view: Optional[tuple] = field(default=None, repr=False)
 
     def add(self, sample: Sample, frames: tuple, request_id: str = "") -> None:
@@ -92,7 +132,7 @@ class RouteStats:
         else:
             self.stacks[OTHER_STACKS] += 1
         self.triggers[sample.trigger or "?"] += 1
-        if sample.cpu_ratio is not None:
+        if sample.cpu_ratio is not None and math.isfinite(sample.cpu_ratio):
             self.cpu_sum += min(max(sample.cpu_ratio, 0.0), 1.0)
             self.cpu_samples += 1
         if sample.in_flight:
@@ -165,7 +205,30 @@ class RouteStats:
             if frames:
                 stats.frames = frames
 
+    def add_killed(self, killed: Killed) -> None:
+        self.killed[killed.outcome] += 1
+        if len(self.killed_stacks) < MAX_STACKS_PER_ROUTE:
+            self.killed_stacks[(killed.outcome, killed.frames)] += 1
+        if len(self.killed_listed) < MAX_KILLED_LISTED:
+            self.killed_listed.append(killed)
+
     # -- views for the renderers ----------------------------------------------
+
+    @property
+    def killed_total(self) -> int:
+        return sum(self.killed.values())
+
+    def figures(self) -> tuple:
+        """(requests, total ms, p50, p95, p99): the backend's whole-window totals if any, else the spans read."""
+        window = self.window
+        if window is not None:
+            return (window.count, window.total_ms, window.p50_ms, window.p95_ms, window.p99_ms)  # type: ignore[attr-defined]
+        d = self.durations
+        return (d.count, d.total_ms, d.percentile(0.50), d.percentile(0.95), d.percentile(0.99))
+
+    def share_of(self, part_ms: float) -> Optional[float]:
+        total = self.durations.total_ms
+        return min(part_ms / total, 1.0) if total > 0 else None
 
     @property
     def cpu_mean(self) -> Optional[float]:
@@ -249,10 +312,21 @@ class Report:
     samples: int
     n_plus_ones: int
     notes: list = field(default_factory=list)
+    #: Routes by worker time consumed, most first (every route with requests or samples).
+    ranking: list = field(default_factory=list)
+    #: What the request counts and times cover, in words.
+    coverage: str = ""
+    killed: int = 0
+    total_ms: float = 0.0
+    calls: int = 0
 
     @property
     def empty(self) -> bool:
-        return not self.samples and not self.n_plus_ones
+        return not self.samples and not self.n_plus_ones and not self.killed
+
+    def killed_routes(self) -> list:
+        """Routes with requests that did not finish, most first."""
+        return sorted((r for r in self.routes if r.killed), key=lambda r: (-r.killed_total, r.route))
 
 
 class Aggregator:
@@ -274,6 +348,10 @@ class Aggregator:
         self._pending: dict = {}
         self._pending_count = 0
         self._dropped_pending = 0
+        self.coverage = ""
+        self.killed = 0
+        #: route -> totals over the whole window, from the backend (see ``sources.tempo_metrics``).
+        self.window: Optional[dict] = None
 
     def add_spans(self, spans: Iterable[SpanRecord]) -> None:
         for span in spans:
@@ -301,15 +379,33 @@ class Aggregator:
         self._pending_count -= len(waiting)
         if samples or waiting or root_kind:
             self._remember(span.span_id, route)
+        if root_kind:
+            self._add_request(route, span, samples)
         for sample in samples:
             self._add_sample(route, span.span_id, sample)
         for _route, sample in waiting:
             self._add_sample(route, span.span_id, sample)
 
+    def _add_request(self, route: str, span: SpanRecord, samples: list) -> None:
+        """Every server/consumer span counts for its route's worker time."""
+        stats = self._stats(route)
+        if stats is None:
+            return
+        stats.durations.add(span.duration_ms)
+        db_ms = span.attributes.get("slowstack.db.duration_ms")
+        if isinstance(db_ms, (int, float)) and not isinstance(db_ms, bool) and math.isfinite(db_ms) and db_ms > 0:
+            stats.db_ms += min(float(db_ms), span.duration_ms)
+        if samples:
+            last = max(samples, key=lambda s: (s.elapsed_ms or 0.0, s.index))
+            if last.trigger in OUTCOMES:
+                self._add_killed(stats, Killed(last.trigger, span.trace_id, last.elapsed_ms, self._intern(last.frames)))
+
+    def _add_killed(self, stats: RouteStats, killed: Killed) -> None:
+        stats.add_killed(killed)
+        self.killed += 1
+
     def _add_snapshot(self, span: SpanRecord) -> None:
-        own_route: Optional[str] = route_of(span)
-        if own_route == span.name:
-            own_route = None
+        own_route = snapshot_route(span)
         samples = samples_of(span, own_route or "")
         known = self._known.get(span.parent_span_id)
         if known is not None:
@@ -369,15 +465,37 @@ class Aggregator:
         return table.setdefault(frames, frames)
 
     def finish(self) -> Report:
+        # Snapshots whose request never arrived: the request died with its worker.
         for parent_id, items in self._pending.items():
-            for own_route, sample in items:
-                self._add_sample(own_route or NEVER_ENDED, parent_id, sample)
+            route = next((r for r, _ in items if r), None) or NEVER_ENDED
+            for _own_route, sample in items:
+                self._add_sample(route, parent_id, sample)
+            stats = self._stats(route)
+            if stats is not None and items:
+                last = max((s for _, s in items), key=lambda s: (s.elapsed_ms or 0.0, s.index))
+                stats.durations.add(last.elapsed_ms or 0.0)  # at least this long
+                self._add_killed(stats, Killed("killed", last.trace_id, last.elapsed_ms, self._intern(last.frames)))
         self._pending.clear()
         self._pending_count = 0
         if self._dropped_pending:
             self.notes.append(f"{self._dropped_pending} snapshot samples could not wait for their request's span")
+        for route, totals in (self.window or {}).items():
+            stats = self._stats(route)
+            if stats is not None and stats.window is None:
+                stats.window = totals
         routes = sorted(self.routes.values(), key=lambda r: (-r.samples, -r.requests, r.route))
-        return Report(self.source, routes, self.spans_read, self.requests, self.samples, self.n_plus_ones, list(self.notes))
+        ranking = sorted(
+            (r for r in self.routes.values() if r.durations.count or r.samples or r.window is not None),
+            key=lambda r: (-r.figures()[1], -r.samples, r.route),
+        )
+        report = Report(self.source, [r for r in routes if r.samples or r.n_plus_one or r.killed], self.spans_read,
+                        self.requests, self.samples, self.n_plus_ones, list(self.notes))
+        report.ranking = ranking
+        report.coverage = self.coverage
+        report.killed = self.killed
+        report.total_ms = sum(r.figures()[1] for r in ranking)
+        report.calls = sum(r.figures()[0] for r in ranking)
+        return report
 
 
 def _matches(pattern: str, route: str) -> bool:

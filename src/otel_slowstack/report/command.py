@@ -6,6 +6,7 @@ the pipeline and turns every ``ReportError`` into one line and exit code 1.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import shutil
@@ -70,6 +71,8 @@ def build_report(location: str, query: Query, route: Optional[str] = None, progr
         if client is not None:
             client.close()
     aggregator.source = source.description
+    aggregator.coverage = getattr(source, "coverage", "")
+    aggregator.window = getattr(source, "window", None)
     aggregator.notes.extend(source.notes)
     report = aggregator.finish()
     if report.empty:
@@ -81,10 +84,23 @@ def build_report(location: str, query: Query, route: Optional[str] = None, progr
     return report
 
 
+def check_options(options) -> None:
+    """Numbers the user typed, checked before anything is read."""
+    timeout = options.timeout
+    if not (isinstance(timeout, float) and math.isfinite(timeout) and 0 < timeout <= 86400):
+        raise ReportError(f"--timeout {timeout!r} is not a number of seconds between 0 and 86400")
+    for name, value in (("--limit", options.limit), ("--page-size", options.page_size)):
+        if value < 1:
+            raise ReportError(f"{name} {value} must be at least 1")
+    if options.top < 1:
+        raise ReportError(f"--top {options.top} must be at least 1")
+
+
 def run(options) -> int:
     """Run ``report`` with parsed options; 0 on success, 1 on a ``ReportError``."""
     progress: Optional[TerminalProgress] = None
     try:
+        check_options(options)
         query = Query(
             service=options.service,
             since_s=parse_since(options.since),
@@ -101,12 +117,38 @@ def run(options) -> int:
             progress.stop()
         write(report, options.format, options.output, options.top)
     except ReportError as error:
-        print(f"otel-slowstack report: error: {error}", file=sys.stderr)
+        say_error(f"otel-slowstack report: error: {error}")
         return 1
     except KeyboardInterrupt:
-        print("otel-slowstack report: interrupted", file=sys.stderr)
+        say_error("otel-slowstack report: interrupted")
         return 130
+    except BrokenPipeError:  # `| head`: the reader has all it wanted
+        _quiet_stdout()
+        return 0
+    except (RecursionError, MemoryError) as error:
+        say_error(f"otel-slowstack report: error: the input is too large or too deeply nested to read ({type(error).__name__})")
+        return 1
+    except Exception as error:  # a bug of ours: still one line, never a traceback in the user's terminal
+        say_error(f"otel-slowstack report: error: unexpected {type(error).__name__}: {error} "
+                  "(a bug in otel-slowstack: please report it with the input that caused it)")
+        return 1
     return 0
+
+
+def say_error(text: str) -> None:
+    """One line on standard error, whatever the text holds (escapes, lone surrogates, newlines)."""
+    from .printable import one_line
+
+    sys.stderr.write(one_line(text) + "\n")
+    sys.stderr.flush()
+
+
+def _quiet_stdout() -> None:
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
 
 
 def write(report: Report, fmt: str, output: Optional[str], top: int = 10, stream: Optional[IO[str]] = None) -> None:
@@ -114,7 +156,7 @@ def write(report: Report, fmt: str, output: Optional[str], top: int = 10, stream
     if output and output != "-":
         text = render(report, fmt, color=False, width=120, top=top)
         try:
-            with open(output, "w", encoding="utf-8") as handle:
+            with open(output, "w", encoding="utf-8", errors="backslashreplace") as handle:
                 handle.write(text)
         except OSError as error:
             raise ReportError(f"cannot write {output}: {error.strerror or error}") from None
@@ -122,5 +164,12 @@ def write(report: Report, fmt: str, output: Optional[str], top: int = 10, stream
         return
     color = fmt == "text" and stream.isatty() and "NO_COLOR" not in os.environ
     width = shutil.get_terminal_size((120, 24)).columns if stream.isatty() else 120
-    stream.write(render(report, fmt, color=color, width=max(width, 80), top=top))
-    stream.flush()
+    text = render(report, fmt, color=color, width=max(width, 80), top=top)
+    buffer = getattr(stream, "buffer", None)
+    if buffer is not None:  # bytes never fail to encode, whatever a span's text held
+        stream.flush()
+        buffer.write(text.encode("utf-8", "backslashreplace"))
+        buffer.flush()
+    else:
+        stream.write(text)
+        stream.flush()

@@ -10,6 +10,7 @@ types alone.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from typing import Any, Optional
@@ -67,6 +68,33 @@ def route_of(span: SpanRecord) -> str:
     return key
 
 
+#: What a snapshot span says about the span it watched (set by newer versions).
+SUBJECT = "slowstack.subject"
+_SUBJECT_PREFIX = SUBJECT + "."
+
+
+def snapshot_route(span: SpanRecord) -> Optional[str]:
+    """The route of the request a snapshot span sampled, from its
+    ``slowstack.subject.*`` attributes; None when it does not say (older data)."""
+    attributes = {
+        key[len(_SUBJECT_PREFIX):]: value
+        for key, value in span.attributes.items()
+        if key.startswith(_SUBJECT_PREFIX) and isinstance(value, str) and value
+    }
+    name = _text(span.attributes.get(SUBJECT))
+    task = attributes.get("celery.task_name")
+    if task and not any(k in attributes for k in ("http.route", "url.path")):
+        return task
+    if not attributes and not name:
+        return None
+    subject = SpanRecord("", "", "", name or "", "", 0, 0, attributes)
+    route = route_of(subject)
+    if route:
+        return route
+    destination = attributes.get("messaging.destination.name")
+    return destination or None
+
+
 def in_flight_parts(text: Optional[str]) -> tuple:
     """``"SELECT orders (4210 ms)"`` -> ``("SELECT orders", 4210.0)``; no age -> ``(text, None)``."""
     if not text:
@@ -78,12 +106,20 @@ def in_flight_parts(text: Optional[str]) -> tuple:
 
 
 def _number(value: Any, kind: type) -> Any:
+    """A finite number of ``kind``, else None: input comes from anywhere (``nan``, ``1e400``, ``"x"``)."""
     if isinstance(value, bool) or value is None:
         return None
     try:
-        return kind(value)
-    except (TypeError, ValueError):
+        number = float(value)
+        if not math.isfinite(number):
+            return None
+        return kind(number) if kind is not int else int(number)
+    except (TypeError, ValueError, OverflowError):
         return None
+
+
+def _text(value: Any) -> Optional[str]:
+    return value if isinstance(value, str) and value else None
 
 
 def samples_of(span: SpanRecord, route: Optional[str] = None) -> list:
@@ -101,17 +137,17 @@ def samples_of(span: SpanRecord, route: Optional[str] = None) -> list:
                 trace_id=span.trace_id,
                 span_id=span.span_id,
                 frames=frames,
-                trigger=str(a.get("slowstack.trigger") or ""),
+                trigger=_text(a.get("slowstack.trigger")) or "",
                 index=_number(a.get("slowstack.sample.index"), int) or 0,
                 elapsed_ms=_number(a.get("slowstack.elapsed_ms"), float),
                 cpu_ratio=_number(a.get("slowstack.cpu_ratio"), float),
-                in_flight=a.get("slowstack.in_flight") or None,
+                in_flight=_text(a.get("slowstack.in_flight")),
                 db_count=_number(a.get("slowstack.db.count"), int) or 0,
                 db_duration_ms=_number(a.get("slowstack.db.duration_ms"), float) or 0.0,
                 http_count=_number(a.get("slowstack.http.count"), int) or 0,
                 http_duration_ms=_number(a.get("slowstack.http.duration_ms"), float) or 0.0,
-                thread_name=str(a.get("thread.name") or ""),
-                loop_blocked_by=a.get("slowstack.loop_blocked_by") or None,
+                thread_name=_text(a.get("thread.name")) or "",
+                loop_blocked_by=_text(a.get("slowstack.loop_blocked_by")),
             )
         )
     return result

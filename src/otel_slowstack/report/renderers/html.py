@@ -16,6 +16,7 @@ import json
 
 from ...version import __version__
 from ..stacks import Frame
+from .ranking import HEADERS, coverage_line, duration, killed_summary, outcome_text, ranking_caption, ranking_rows
 from .text import stack_summary
 
 MAX_ROUTES = 30
@@ -91,7 +92,8 @@ def _route_section(number: int, route, top: int) -> str:
     parts = [
         f'<section class="route" id="route-{number}">',
         f"<h2>{_e(route.route)}</h2>",
-        f'<p class="counts">{route.requests} slow request(s), {route.samples} sample(s)</p>',
+        f'<p class="counts">{route.requests} slow request(s), {route.samples} sample(s)'
+        + (f", {route.killed_total} did not finish" if route.killed_total else "") + "</p>",
         f'<p class="verdict verdict-{route.kind()}">{_e(route.verdict())}</p>',
     ]
     if route.samples:
@@ -110,13 +112,42 @@ def _route_section(number: int, route, top: int) -> str:
     return "\n".join(parts)
 
 
+def _overview(report, top: int) -> str:
+    """The ranking of routes by worker time and the requests that did not finish."""
+    parts = []
+    if report.ranking:
+        head = "".join(f"<th>{_e(h)}</th>" for h in HEADERS)
+        body = "".join(
+            "<tr>" + "".join(f'<td{" class=num" if i else ""}>{_e(cell)}</td>' for i, cell in enumerate(row)) + "</tr>"
+            for row in ranking_rows(report)[: max(top, 1) * 3]
+        )
+        parts.append(
+            '<section id="ranking"><h2>Where the worker time goes</h2>'
+            f'<table class="ranking"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+            f'<p class="note">{_e(ranking_caption(report))}</p></section>'
+        )
+    killed_routes = report.killed_routes()
+    if killed_routes:
+        items = []
+        for route in killed_routes:
+            listed = "".join(
+                f"<li>trace <code>{_e(k.trace_id or '?')}</code>: {_e(outcome_text(k.outcome))}"
+                + (f" at {_e(duration(k.elapsed_ms))}" if k.elapsed_ms is not None else "")
+                + f"; last stack: {_e(stack_summary(k.frames))}</li>"
+                for k in route.killed_listed
+            )
+            items.append(f"<li><b>{_e(route.route)}</b>: {_e(killed_summary(route))}<ul>{listed}</ul></li>")
+        parts.append('<section id="killed"><h2>Requests that did not finish</h2><ul>' + "".join(items) + "</ul></section>")
+    return "\n".join(parts) + "\n"
+
+
 def render_html(report, top: int = 10) -> str:
     routes = report.routes[:MAX_ROUTES]
     data = {"routes": [flame_tree(route) if route.samples else None for route in routes]}
     notes = list(report.notes)
     if len(report.routes) > MAX_ROUTES:
         notes.append(f"{len(report.routes) - MAX_ROUTES} routes with fewer samples are left out of this page")
-    sections = "\n".join(_route_section(i, route, top) for i, route in enumerate(routes))
+    sections = _overview(report, top) + "\n".join(_route_section(i, route, top) for i, route in enumerate(routes))
     notes_html = "".join(f'<p class="note">{_e(n)}</p>' for n in notes)
     title = f"otel-slowstack report: {report.source}"
     return PAGE.format(
@@ -124,6 +155,7 @@ def render_html(report, top: int = 10) -> str:
         summary=_e(
             f"{report.requests} slow request(s), {report.samples} sample(s), "
             f"{len(report.routes)} route(s) ({report.spans_read} spans read)"
+            + (f"; {coverage_line(report)}" if report.coverage else "")
         ),
         sections=sections,
         notes=notes_html,
@@ -180,7 +212,10 @@ h3 { font-size: 1em; margin: 1em 0 .3em; }
 .flame .match { outline: 2px solid #d6336c; outline-offset: -2px; }
 .flame .dim { opacity: .3; }
 .details { font: 12px ui-monospace, Menlo, Consolas, monospace; min-height: 1.4em; color: #333; }
-table.ranked { border-collapse: collapse; }
+table.ranked, table.ranking { border-collapse: collapse; }
+table.ranking th, table.ranking td { padding: 2px 10px; border-bottom: 1px solid #eee; }
+table.ranking td.num, table.ranking td[class=num] { text-align: right; font-variant-numeric: tabular-nums; }
+#killed h2 { color: #c92a2a; }
 table.ranked th, table.ranked td { padding: 2px 10px; text-align: left; border-bottom: 1px solid #eee; }
 table.ranked tr { cursor: pointer; }
 table.ranked tr.app td { font-weight: 600; color: #a1400b; }

@@ -11,6 +11,7 @@ import json
 
 from ...version import __version__
 from ..stacks import Frame
+from .ranking import killed_summary
 
 SCHEMA = "https://www.speedscope.app/file-format-schema.json"
 
@@ -39,7 +40,9 @@ def speedscope_document(report) -> dict:
         profiles.append(
             {
                 "type": "sampled",
-                "name": f"{route.route} ({route.requests} slow requests, {route.samples} samples)",
+                "name": f"{route.route} ({route.requests} slow requests, {route.samples} samples"
+                + (f", {route.killed_total} did not finish: {killed_summary(route)}" if route.killed_total else "")
+                + ")",
                 "unit": "none",
                 "startValue": 0,
                 "endValue": sum(weights),

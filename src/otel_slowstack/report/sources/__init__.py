@@ -76,18 +76,20 @@ def open_source(location: str, query: Query) -> Source:
 
 
 def detect_backend(client) -> str:
-    """Jaeger answers ``/api/services`` with ``{"data": [...]}``; Tempo answers ``/api/echo``."""
+    """Jaeger answers ``/api/v3/services`` with ``{"services": [...]}`` (or, before
+    v3, ``/api/services`` with ``{"data": ...}``); Tempo answers ``/api/echo``."""
     from .http import HttpStatusError
 
-    try:
-        body = client.get_json("/api/services")
-        if isinstance(body, dict) and "data" in body:
-            return "jaeger"
-    except HttpStatusError:
-        pass
-    except ReportError as error:
-        if not getattr(error, "not_json", False):
-            raise
+    for path, key in (("/api/v3/services", "services"), ("/api/services", "data")):
+        try:
+            body = client.get_json(path)
+            if isinstance(body, dict) and (key in body or (key == "services" and body == {})):
+                return "jaeger"
+        except HttpStatusError:
+            pass
+        except ReportError as error:
+            if not getattr(error, "not_json", False):
+                raise
     try:
         text = client.get_text("/api/echo")
         if text.strip() == "echo":
@@ -95,6 +97,6 @@ def detect_backend(client) -> str:
     except HttpStatusError:
         pass
     raise ReportError(
-        f"{client.base_url} answers neither as Jaeger's query API (/api/services) nor as Grafana Tempo (/api/echo); "
+        f"{client.shown_url} answers neither as Jaeger's query API (/api/v3/services, /api/services) nor as Grafana Tempo (/api/echo); "
         "check the URL, or name the backend with --backend jaeger|tempo"
     )

@@ -38,3 +38,23 @@ class SpanRecord:
             if value is not None and value != "":
                 return value
         return None
+
+
+class Skipped:
+    """Records that could not be read: how many, and the first reason, said once at the end."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.first = ""
+
+    def add(self, reason: str) -> None:
+        self.count += 1
+        if not self.first:
+            self.first = reason
+
+    def note(self) -> str:
+        if not self.count:
+            return ""
+        more = self.count - 1
+        return (f"{self.count} record{'s' if self.count != 1 else ''} skipped: {self.first}"
+                + (f" and {more} more" if more else ""))
