@@ -44,7 +44,7 @@ def _module(frame: FrameType) -> str:
     return name if isinstance(name, str) else ""
 
 
-#: code object -> whether it belongs to the machinery; call sites are few.
+#: id(code object) -> (code object, whether it belongs to the machinery); call sites are few.
 _machinery_codes: dict = {}
 
 
@@ -81,13 +81,17 @@ def find_starter(frame: Optional[FrameType]) -> Optional[FrameType]:
     steps = 0
     codes = _machinery_codes
     while frame is not None and steps < _WALK_LIMIT:
-        machinery = codes.get(frame.f_code)
-        if machinery is None:
-            machinery = _module(frame).startswith(_MACHINERY)
+        code = frame.f_code
+        # Keyed by id: a code object hashes its whole content (about 0.3 µs a
+        # lookup, on every span); the entry keeps the code alive, so its id
+        # cannot be reused while the entry is there.
+        known = codes.get(id(code))
+        if known is None or known[0] is not code:
+            known = (code, _module(frame).startswith(_MACHINERY))
             if len(codes) > 4096:
                 codes.clear()
-            codes[frame.f_code] = machinery
-        if not machinery:
+            codes[id(code)] = known
+        if not known[1]:
             return frame
         frame = frame.f_back
         steps += 1
