@@ -81,7 +81,7 @@ class Crowd:
 
 def main() -> None:
     quick = "--quick" in sys.argv
-    pairs, seconds = (2, 1.0) if quick else (6, 2.0)
+    pairs, seconds = (3, 1.0) if quick else (6, 2.0)
     bare = TracerProvider(shutdown_on_exit=False)
     watched = TracerProvider(shutdown_on_exit=False)
     processor = SlowStackProcessor(threshold=100, interval=100, max_samples=1000, snapshot_after="off")
