@@ -10,6 +10,7 @@ sampled: only the bookkeeping of spans that end in time is measured).
   CLIENT child, an INTERNAL child (a root with 5 children, minus the root
   alone, divided by 5, round by round);
 - a span under no watched span, against a processor that does nothing;
+- an A/A check: the SDK against an identical SDK, the method's resolution;
 - a whole Flask request through its OpenTelemetry instrumentation, in process
   (base: the same instrumented app without otel-slowstack).
 """
@@ -107,6 +108,12 @@ def main() -> None:
     sdk, ours = provider(), provider(SlowStackProcessor(threshold=THRESHOLD))
     t_sdk, t_ours = sdk.get_tracer("bench"), ours.get_tracer("bench")
 
+    # A/A: the SDK against an identical second provider, measured the same
+    # way: what "added" reads when nothing is added (the method's resolution).
+    again = provider()
+    r = alternate({"sdk": span_pair(t_sdk), "again": span_pair(again.get_tracer("bench"))}, n(4000), rounds)
+    results["a_a"] = added(r, "sdk", "again")
+
     held: list = []
     results["span_pair"], results["current_span"] = {}, {}
     for in_flight in (0, 100, 10_000):
@@ -153,7 +160,7 @@ def main() -> None:
     r = alternate({"sdk": flask_request(flask_sdk), "ours": flask_request(flask_ours)}, n(800), rounds)
     results["flask_request"] = added(r, "sdk", "ours")
 
-    for tp in (sdk, ours, noop, flask_sdk, flask_ours):
+    for tp in (sdk, again, ours, noop, flask_sdk, flask_ours):
         tp.shutdown()
     emit({"hot_path": results})
 

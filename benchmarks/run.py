@@ -131,6 +131,8 @@ def hot_path(h: dict, django: Optional[dict], c: Checks) -> list:
         lines.append(f"| {label} | {us(r['base_us'])} | {plus(r['added_us'])} | {iqr(r)} | "
                      f"{r['added_pct']:+.1f} % | {target} | {v} |")
 
+    if "a_a" in h:
+        row("A/A: the SDK against an identical SDK (nothing added)", h["a_a"])
     for n, r in h["span_pair"].items():
         row(f"SERVER span pair, {int(n):,} in flight", r, "≤ +1.5 µs", 1.5)
     for n, r in h["current_span"].items():
@@ -153,9 +155,12 @@ def hot_path(h: dict, django: Optional[dict], c: Checks) -> list:
     pair = h["span_pair"]
     flat = pair["10000"]["added_us"] <= pair["0"]["added_q3_us"]
     c.check("SERVER span pair flat from 0 to 10,000 in flight", "10,000 ≤ Q3 at 0", flat)
+    aa = h.get("a_a")
     lines += [
         "",
-        "What this run shows: a SERVER span pair costs the SDK alone "
+        ("What this run shows: comparing the SDK with an identical SDK reads "
+         f"{plus(aa['added_us'])} (IQR {iqr(aa)}), the resolution of this run's method; " if aa else
+         "What this run shows: ") + "a SERVER span pair costs the SDK alone "
         f"{us(pair['0']['base_us'])}; otel-slowstack adds {plus(pair['0']['added_us'])} with nothing else in flight "
         f"and {plus(pair['10000']['added_us'])} with 10,000 in flight (flat, i.e. no higher than the 0-in-flight "
         f"upper quartile {plus(pair['0']['added_q3_us'])}: {verdict(flat)}). "
