@@ -61,8 +61,9 @@ def alternate(variants: Dict[str, Callable[[], object]], number: int, rounds: in
         for _ in range(warmup):
             variants[name]()
     out: Rounds = {name: [] for name in names}
+    gc.collect()
     for i in range(rounds):
-        gc.collect()
+        gc.collect(1)  # the young garbage of the last round; a full pass each round would dominate
         for name in names if i % 2 == 0 else reversed(names):
             out[name].append(cpu_ns_per_op(variants[name], number))
     return out

@@ -78,7 +78,7 @@ def sentry_cost(number: int, rounds: int) -> dict:
 
 def main() -> None:
     quick = "--quick" in sys.argv
-    rounds, number = (6, 100) if quick else (20, 300)
+    rounds, number = (12, 50) if quick else (60, 100)
     results: dict = {}
     try:
         with tempfile.TemporaryDirectory() as directory:
