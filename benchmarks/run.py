@@ -1,7 +1,7 @@
 """Run every benchmark on this machine and write RESULTS.md from that run alone.
 
-    python benchmarks/run.py                 # the full run (about 6 minutes)
-    python benchmarks/run.py --quick         # a smoke run (about a minute)
+    python benchmarks/run.py                 # the full run (6 to 8 minutes)
+    python benchmarks/run.py --quick         # a smoke run (under 2 minutes)
     python benchmarks/run.py --only hot_path,sample_cost   # some of them
     python benchmarks/run.py --report        # rewrite RESULTS.md from results.json
 
@@ -140,8 +140,8 @@ def hot_path(h: dict, django: Optional[dict], c: Checks) -> list:
     row("per database CLIENT child", h["child_db"], "≤ +1 µs", 1.0)
     row("per HTTP CLIENT child", h["child_http"], "≤ +1 µs", 1.0)
     row("per INTERNAL child under a watched span", h["child_internal"], "≤ +0.5 µs", 0.5)
-    kids = h.get("children", 5)
-    row(f"SERVER span + {kids} database children (whole)", h.get("root_with_children_db") or h["root_with_5_db"])
+    kids = h["children"]
+    row(f"SERVER span + {kids} database children (whole)", h["root_with_children_db"])
     u = h["unwatched"]
     row("span under no watched span: a processor that does nothing", u["noop"])
     diff = u["ours_minus_noop"]
@@ -334,7 +334,7 @@ SECTIONS: list = [
 ]
 
 
-def report(results: dict, errors: dict, durations: dict, quick: bool) -> tuple:
+def report(results: dict, errors: dict, about: list, quick: bool) -> tuple:
     checks = Checks()
     body: list = []
     for name, title, render in SECTIONS:
@@ -342,7 +342,7 @@ def report(results: dict, errors: dict, durations: dict, quick: bool) -> tuple:
             continue
         body += ["", f"## {title}", ""]
         if name in errors:
-            body += [f"**Failed** in this run:", "", "```", errors[name], "```"]
+            body += ["**Failed** in this run:", "", "```", errors[name], "```"]
             continue
         try:
             body += render(results, checks)
@@ -354,7 +354,7 @@ def report(results: dict, errors: dict, durations: dict, quick: bool) -> tuple:
             "Produced by `python benchmarks/run.py`" + (" --quick" if quick else "") +
             "; every figure and verdict below is computed by that script from this run's data "
             "(`results.json`). Targets are issue 12's.", ""]
-    head += machine(durations, quick)
+    head += about
     head += ["", "## Summary", "",
              f"{met} of {len(checks.rows)} targets met in this run, judged on medians; for {noisy} of them the "
              "quartiles fall on both sides of the target, so another run may judge them otherwise."
@@ -421,7 +421,7 @@ def main() -> None:
     results, errors, durations = {}, {}, {}
     if "--report" in sys.argv:
         saved = json.loads((HERE / "results.json").read_text())
-        quick, results, errors, durations = saved["quick"], saved["results"], saved["errors"], saved["seconds"]
+        quick, results, errors, about = saved["quick"], saved["results"], saved["errors"], saved["machine"]
         names = []
     for name in names:
         result, seconds, error = run(name, quick)
@@ -431,9 +431,10 @@ def main() -> None:
         else:
             errors[name] = error
     if names:
-        (HERE / "results.json").write_text(json.dumps({"quick": quick, "results": results, "errors": errors,
-                                                       "seconds": durations}, indent=1))
-    text, costs = report(results, errors, durations, quick)
+        about = machine(durations, quick)  # as the run ends: its date, load and durations
+        (HERE / "results.json").write_text(json.dumps({"quick": quick, "machine": about, "results": results,
+                                                       "errors": errors, "seconds": durations}, indent=1))
+    text, costs = report(results, errors, about, quick)
     (HERE / "RESULTS.md").write_text(text)
     (HERE / "readme_costs.md").write_text(costs)
     print(text)
