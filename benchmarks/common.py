@@ -1,60 +1,98 @@
-"""Side-by-side measurement helpers: every figure is a ratio or a distribution
-measured in the same run as its baseline, on a machine that may be noisy."""
+"""Side-by-side measurement helpers shared by the benchmarks.
+
+Every comparison runs its variants in one process, alternating over rounds
+(A B C, then C B A, ...), and times each round with the process's CPU clock,
+so other jobs on a shared machine do not count. A figure is what a variant
+adds over a base, in µs per operation, computed round by round: the median
+of those per-round differences is reported with its quartiles, so the noise
+is visible next to the figure.
+"""
 
 from __future__ import annotations
 
 import gc
 import json
-import os
 import statistics
 import sys
 import time
-from typing import Callable, Sequence
+from typing import Callable, Dict, List, Sequence
+
+from opentelemetry.sdk.trace import SpanProcessor
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+
+Rounds = Dict[str, List[float]]
 
 
-def per_call_ns(fn: Callable[[], object], number: int) -> float:
-    """Mean nanoseconds per call over ``number`` calls, GC paused."""
-    gc.collect()
+class NoopExporter(SpanExporter):
+    """Drops every batch: the SDK's export path runs, nothing leaves the process."""
+
+    def export(self, spans):
+        return SpanExportResult.SUCCESS
+
+
+class NoopProcessor(SpanProcessor):
+    """A span processor that does nothing: the floor any processor costs."""
+
+    def on_start(self, span, parent_context=None) -> None:
+        pass
+
+    def on_end(self, span) -> None:
+        pass
+
+
+def cpu_ns_per_op(fn: Callable[[], object], number: int) -> float:
+    """Process CPU nanoseconds per call over ``number`` calls, GC paused."""
     enabled = gc.isenabled()
     gc.disable()
     try:
-        start = time.perf_counter_ns()
+        start = time.process_time_ns()
         for _ in range(number):
             fn()
-        return (time.perf_counter_ns() - start) / number
+        return (time.process_time_ns() - start) / number
     finally:
         if enabled:
             gc.enable()
 
 
-def paired(baseline: Callable[[], object], candidate: Callable[[], object], number: int, rounds: int) -> dict:
-    """Alternate baseline and candidate rounds; the ratio of each pair, summarised.
-
-    Alternating (ABAB...) and taking per-pair ratios cancels the slow drifts of
-    a shared machine; the median resists the bursts.
-    """
-    base, cand, ratios = [], [], []
+def alternate(variants: Dict[str, Callable[[], object]], number: int, rounds: int, warmup: int = 200) -> Rounds:
+    """ns per operation of each variant, one value per round, order reversed every other round."""
+    names = list(variants)
+    for name in names:
+        for _ in range(warmup):
+            variants[name]()
+    out: Rounds = {name: [] for name in names}
+    gc.collect()
     for i in range(rounds):
-        order = (baseline, candidate) if i % 2 == 0 else (candidate, baseline)
-        results = {}
-        for fn in order:
-            results[fn] = per_call_ns(fn, number)
-        base.append(results[baseline])
-        cand.append(results[candidate])
-        ratios.append(results[candidate] / results[baseline])
-    return summary(base, cand, ratios)
+        gc.collect(1)  # the young garbage of the last round; a full pass each round would dominate
+        for name in names if i % 2 == 0 else reversed(names):
+            out[name].append(cpu_ns_per_op(variants[name], number))
+    return out
 
 
-def summary(base: Sequence[float], cand: Sequence[float], ratios: Sequence[float]) -> dict:
-    ratios = sorted(ratios)
-    q = statistics.quantiles(ratios, n=4) if len(ratios) >= 4 else [ratios[0], statistics.median(ratios), ratios[-1]]
+def quartiles(values: Sequence[float]) -> tuple:
+    values = sorted(values)
+    if len(values) >= 4:
+        q1, q2, q3 = statistics.quantiles(values, n=4)
+        return q1, q2, q3
+    m = statistics.median(values)
+    return values[0], m, values[-1]
+
+
+def added(rounds: Rounds, base: str, variant: str, per: float = 1.0) -> dict:
+    """What ``variant`` adds over ``base``, in µs per operation (divided by ``per``)."""
+    deltas = [(v - b) / per / 1000 for v, b in zip(rounds[variant], rounds[base])]
+    return delta_summary(deltas, statistics.median(rounds[base]) / per / 1000)
+
+
+def delta_summary(deltas_us: Sequence[float], base_us: float) -> dict:
+    q1, med, q3 = quartiles(deltas_us)
     return {
-        "baseline_ns": statistics.median(base),
-        "candidate_ns": statistics.median(cand),
-        "ratio": statistics.median(ratios),
-        "ratio_q1": q[0],
-        "ratio_q3": q[2],
-        "overhead_pct": (statistics.median(ratios) - 1) * 100,
+        "base_us": base_us,
+        "added_us": med,
+        "added_q1_us": q1,
+        "added_q3_us": q3,
+        "added_pct": 100 * med / base_us if base_us else float("nan"),
+        "rounds": len(deltas_us),
     }
 
 
@@ -67,6 +105,8 @@ def percentile(values: Sequence[float], p: float) -> float:
 
 
 def rss_bytes() -> int:
+    import os
+
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 

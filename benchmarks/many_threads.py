@@ -1,0 +1,110 @@
+"""6. Many slow requests at once: the application's progress kept.
+
+3,000 threads each hold one SERVER span open (threshold and interval 100 ms:
+far more samples due than the watchdog's CPU budget allows), while one
+application thread counts the work it gets done. Rounds alternate between
+the same threads holding spans of a provider without otel-slowstack and of
+one with it; the figure is the application's progress with it as a share
+of its progress without, pair of rounds by pair of rounds.
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import threading
+import time
+
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.trace import SpanKind
+
+from common import emit, quartiles
+from otel_slowstack import SlowStackProcessor
+
+THREADS = 3000
+
+
+class Crowd:
+    """THREADS threads that each hold one SERVER span of the round's tracer."""
+
+    def __init__(self) -> None:
+        self.tracer = None
+        self.go = threading.Event()
+        self.stop = threading.Event()
+        self.opened = threading.Semaphore(0)
+        self.closed = threading.Semaphore(0)
+        self.quit = False
+        size = threading.stack_size()
+        threading.stack_size(256 * 1024)
+        try:
+            self.threads = [threading.Thread(target=self._hold, daemon=True) for _ in range(THREADS)]
+            for t in self.threads:
+                t.start()
+        finally:
+            threading.stack_size(size)
+
+    def _hold(self) -> None:
+        while True:
+            self.go.wait()
+            if self.quit:
+                return
+            with self.tracer.start_as_current_span("GET /stuck", kind=SpanKind.SERVER):
+                self.opened.release()
+                self.stop.wait()
+            self.closed.release()
+
+    def round(self, tracer, seconds: float) -> float:
+        """Open every span, count the application's progress per second, close them."""
+        self.tracer = tracer
+        self.stop.clear()
+        self.go.set()
+        for _ in range(THREADS):
+            self.opened.acquire()
+        self.go.clear()
+        done = 0
+        start = time.monotonic()
+        while time.monotonic() - start < seconds:  # the application's own work
+            for _ in range(1000):
+                done += 1
+        rate = done / (time.monotonic() - start)
+        self.stop.set()
+        for _ in range(THREADS):
+            self.closed.acquire()
+        return rate
+
+    def close(self) -> None:
+        self.quit = True
+        self.go.set()
+        for t in self.threads:
+            t.join(5)
+
+
+def main() -> None:
+    quick = "--quick" in sys.argv
+    pairs, seconds = (3, 1.0) if quick else (6, 2.0)
+    bare = TracerProvider(shutdown_on_exit=False)
+    watched = TracerProvider(shutdown_on_exit=False)
+    processor = SlowStackProcessor(threshold=100, interval=100, max_samples=1000, snapshot_after="off")
+    watched.add_span_processor(processor)
+    crowd = Crowd()
+    kept = []
+    wakeups = getattr(processor._watchdog, 'wakeups', 0)
+    try:
+        for i in range(pairs):
+            order = (bare, watched) if i % 2 == 0 else (watched, bare)
+            rates = {id(tp): crowd.round(tp.get_tracer("bench"), seconds) for tp in order}
+            kept.append(100 * rates[id(watched)] / rates[id(bare)])
+    finally:
+        crowd.close()
+    fired = getattr(processor._watchdog, 'wakeups', 0) - wakeups
+    processor.shutdown()
+    q1, med, q3 = quartiles(kept)
+    emit({"many_threads": {
+        "threads": THREADS, "pairs": pairs, "round_s": seconds, "watchdog_wakeups": fired,
+        "kept_pct": med, "kept_q1_pct": q1, "kept_q3_pct": q3, "kept_min_pct": min(kept),
+        "kept_mean_pct": statistics.mean(kept),
+    }})
+
+
+if __name__ == "__main__":
+    main()
