@@ -49,6 +49,7 @@ class Schedule:
         self._heap: list = []
         self._seq = count()
         self._forgotten = 0
+        self._enqueued = 0
 
     # -- application threads ---------------------------------------------
 
@@ -59,6 +60,7 @@ class Schedule:
         if lane is None:
             lane = self._lanes.setdefault(offset_ns, deque())
         lane.append((start_ns, span_id))
+        self._enqueued += 1  # a lost increment is harmless: any count above 0 will do
         waker = self._waker
         if waker is not None and start_ns + offset_ns < waker.sleep_until:
             waker.wake()
@@ -84,12 +86,13 @@ class Schedule:
             self._heap = [entry for entry in self._heap if not entry[2].ended]
             heapq.heapify(self._heap)
         resolve = self._resolve
+        enqueued, self._enqueued = self._enqueued, 0
         for offset, lane in list(self._lanes.items()):
             while lane:
                 start_ns, span_id = lane[0]
                 watched = resolve(span_id)
                 if watched is None or watched.ended or watched.span_id != span_id:
-                    lane.popleft()
+                    lane.popleft()  # ended: nothing to wait for
                     continue
                 due = start_ns + offset
                 if due > now:
@@ -100,6 +103,13 @@ class Schedule:
                     return now
                 lane.popleft()
                 self._fire(watched, now, batch)
+        if next_at is None and enqueued and self._lanes:
+            # Every span queued since the last pass has ended already: steady
+            # traffic of fast requests. Look again one offset from now rather
+            # than sleep for good, so that the next request does not have to
+            # wake the watchdog: about one wake-up per offset, not one per
+            # request. With no traffic at all, the next pass sleeps for good.
+            next_at = now + min(self._lanes)
         heap = self._heap
         while heap:
             at, _, watched = heap[0]
