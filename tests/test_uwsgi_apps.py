@@ -12,40 +12,45 @@
 
 from __future__ import annotations
 
+import os
 import re
+import signal
 from pathlib import Path
 
 import pytest
 
 from otlp_receiver import innermost, server_span, stacks
 from servers import BIN, EXAMPLES, Server, otel_env, wait_until
-from test_uwsgi import _free_port
+from test_uwsgi import _free_port, uwsgi_binary
 
 pytestmark = pytest.mark.e2e
 
-UWSGI = Path(BIN) / "uwsgi"
+UWSGI = Path(BIN) / "uwsgi"  # checked by uwsgi_binary() in each test
 APPS = Path(__file__).resolve().parent / "uwsgi_apps"
 WARNING = "after-fork cleanup"
 
 
 def _serve(receiver, argv: list, **env: str) -> tuple:
     """Two concurrent 2 s requests to ``/stuck``: ``(their server spans, the uWSGI log)``."""
-    if not UWSGI.exists():
-        pytest.skip("uWSGI is not installed: `pip install otel-slowstack[uwsgi]` builds it from source (needs gcc)")
+    uwsgi_binary()
     argv = argv + [
         "--http", f"127.0.0.1:{_free_port()}", "--master", "--processes", "2", "--threads", "2",
         "--die-on-term", "--pythonpath", str(EXAMPLES),
     ]  # fmt: skip
     environment = otel_env(receiver.endpoint, OTEL_PYTHON_SLOWSTACK_THRESHOLD="500", **env)
     with Server(argv, environment, cwd=APPS, ready=r"uWSGI http bound on [\d.]+:(\d+)") as server:
-        assert wait_until(lambda: server.log().count("spawned uWSGI worker") == 2, timeout=60), server.log()
-        requests = [server.get_in_background(f"/stuck?seconds=2&i={i}") for i in range(2)]
-        for request in requests:
-            request.join(90)
-        answers = [r.result.get("answer", (None,))[0] for r in requests]
-        assert answers == [200, 200], ([r.result for r in requests], server.log())
-        spans = receiver.wait_for(server_span("/stuck"), timeout=60, count=2)
-        log = server.log()
+        try:
+            assert wait_until(lambda: server.log().count("spawned uWSGI worker") == 2, timeout=60), server.log()
+            requests = [server.get_in_background(f"/stuck?seconds=2&i={i}") for i in range(2)]
+            for request in requests:
+                request.join(90)
+            answers = [r.result.get("answer", (None,))[0] for r in requests]
+            assert answers == [200, 200], ([r.result for r in requests], server.log())
+            spans = receiver.wait_for(server_span("/stuck"), timeout=60, count=2)
+            log = server.log()
+        finally:
+            # uWSGI's own stop may wait on the SDK's 30 s batch-processor join: not under test.
+            os.killpg(server.process.pid, signal.SIGKILL)
     assert "killed by signal" not in log, log
     return spans, log
 

@@ -71,7 +71,8 @@ def test_cleanup_in_a_single_threaded_child_makes_frames_readable():
     done = _run(
         """
         def child():
-            if not afterfork.clean_up_after_c_fork():
+            import _imp
+            if not afterfork.clean_up_after_c_fork() or _imp.lock_held():
                 return 2
             stop = threading.Event()
             threads = [threading.Thread(target=deep, args=(40, stop)) for _ in range(8)]

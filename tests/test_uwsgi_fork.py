@@ -23,11 +23,11 @@ import pytest
 
 from otlp_receiver import innermost, samples, server_span
 from servers import BIN, EXAMPLES, Server, otel_env, wait_until
-from test_uwsgi import _free_port
+from test_uwsgi import _free_port, uwsgi_binary
 
 pytestmark = pytest.mark.e2e
 
-UWSGI = Path(BIN) / "uwsgi"
+UWSGI = Path(BIN) / "uwsgi"  # checked by uwsgi_binary() in each test
 SETTINGS = dict(
     OTEL_PYTHON_SLOWSTACK_THRESHOLD="500",
     OTEL_PYTHON_SLOWSTACK_SNAPSHOT_AFTER="1500",
@@ -56,8 +56,7 @@ def _snapshot_traces(receiver) -> dict:
 
 @pytest.mark.parametrize("mode", list(MODES))
 def test_stuck_requests_in_forked_workers(receiver, mode):
-    if not UWSGI.exists():
-        pytest.skip("uWSGI is not installed: `pip install otel-slowstack[uwsgi]` builds it from source (needs gcc)")
+    uwsgi_binary()
     argv = [
         str(BIN / "opentelemetry-instrument"), str(UWSGI),
         "--http", f"127.0.0.1:{_free_port()}", "--master", "--processes", "2", *MODES[mode],

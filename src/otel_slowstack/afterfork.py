@@ -126,6 +126,7 @@ def _post_fork() -> None:
 
 
 def _ours_first(hook: Any) -> Callable[[], None]:
+    """``hook`` preceded by our cleanup (once: a hook already ours is kept)."""
     if hook is None or getattr(hook, "_otel_slowstack", False):
         return hook if hook is not None else _post_fork
 
