@@ -8,6 +8,8 @@ Each case runs in a subprocess and asserts its exit status.
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -44,7 +46,17 @@ print("child exit", os.waitstatus_to_exitcode(status))
 
 def _run(child: str) -> subprocess.CompletedProcess:
     script = textwrap.dedent(child) + PARENT
-    return subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    process = subprocess.Popen(
+        [sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
+    try:
+        stdout, stderr = process.communicate(timeout=120)
+    finally:
+        try:  # the forked child too, whatever happened to its parent
+            os.killpg(process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
 
 
 def test_frames_are_not_read_after_a_c_fork_once_threads_run():
