@@ -2,9 +2,15 @@
 
 The owning thread reads its own CPU clock once in ``on_start``
 (``time.thread_time_ns``); the watchdog later reads the same clock of that
-thread from outside. On Linux the clock is addressed by the thread's kernel
-id, which fails cleanly (``OSError``) once the thread is gone, unlike
-``pthread_getcpuclockid`` on a stale handle.
+thread from outside. The clock is addressed by the thread's kernel id (its
+TID), which fails cleanly (``EINVAL``) once the thread is gone. A
+``pthread_t`` is never handed to libc here: for a thread that has exited it is
+a dangling pointer into a freed stack, and ``pthread_getcpuclockid`` on it
+reads freed memory (a segfault, seen under load). Where the TID is unknown,
+or the platform has no per-TID clock, there is no CPU figure at all.
+
+Runs on the watchdog thread; ``thread_info`` is a dictionary lookup, not a
+walk over every thread, so a sample costs the same with 3 or 3000 threads.
 """
 
 from __future__ import annotations
@@ -21,31 +27,38 @@ _LINUX = sys.platform.startswith("linux")
 
 #: The main thread's real identifier, taken at import (under
 #: ``opentelemetry-instrument``, before gevent can patch ``threading``, whose
-#: ``enumerate()`` then lists greenlets instead).
+#: registry then holds greenlets instead).
 _MAIN_IDENT = realthread.get_ident() if threading.current_thread() is threading.main_thread() else None
+
 
 
 def thread_info(ident: int) -> tuple:
     """``(name, native_id)`` of a live thread, or ``("", None)``."""
-    for thread in threading.enumerate():
-        if thread.ident == ident:
-            if thread is threading.main_thread():
-                # In a forked child (a gunicorn worker) the main thread keeps
-                # the parent's native_id on some Pythons; its kernel id is our pid.
-                return thread.name, os.getpid()
-            return thread.name, getattr(thread, "native_id", None)
+    # ``threading``'s registry of live threads (what ``enumerate()`` copies),
+    # looked up afresh: gevent's patching may rebind it.
+    thread = getattr(threading, "_active", {}).get(ident)
+    if thread is not None:
+        if thread is threading.main_thread():
+            # A forked child's main thread (a gunicorn or uWSGI worker) may
+            # keep the parent's native_id; its kernel id is our pid.
+            return thread.name, os.getpid()
+        return thread.name, getattr(thread, "native_id", None)
     if ident == _MAIN_IDENT:
         return "MainThread", os.getpid()
     return "", None
 
 
 def thread_cpu_ns(ident: int, native_id: Optional[int]) -> Optional[int]:
-    """CPU nanoseconds the thread has used so far, or None where unknown."""
+    """CPU nanoseconds the thread has used so far, or None where unknown.
+
+    ``ident`` is not used to find the clock (see the module's docstring); it
+    stays in the signature for callers that have only it to pass.
+    """
+    if not (_LINUX and native_id and native_id > 0):
+        return None
     try:
-        if _LINUX and native_id:
-            # The kernel's per-thread CPU clock id: MAKE_THREAD_CPUCLOCK(tid, CPUCLOCK_SCHED).
-            return time.clock_gettime_ns((~native_id << 3) | 6)
-        return time.clock_gettime_ns(time.pthread_getcpuclockid(ident))
+        # The kernel's per-thread CPU clock id: MAKE_THREAD_CPUCLOCK(tid, CPUCLOCK_SCHED).
+        return time.clock_gettime_ns((~native_id << 3) | 6)
     except (AttributeError, OSError, OverflowError, ValueError):
         return None
 

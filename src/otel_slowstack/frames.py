@@ -15,6 +15,7 @@ import sysconfig
 from types import FrameType
 from typing import Optional, Pattern
 
+from . import afterfork
 from .local_variables import local_lines
 from .stacktrace import FrameLine
 
@@ -133,5 +134,15 @@ def _lineno(frame: FrameType) -> int:
 
 
 def current_frames() -> dict:
-    """``sys._current_frames()``: one dict, every thread's innermost frame."""
-    return sys._current_frames()
+    """Every thread's innermost frame by ident (``sys._current_frames()``), or
+    ``{}`` where reading them could crash the process.
+
+    The one way otel-slowstack reads other threads' frames. ``{}`` means no
+    stack can be taken: in a process forked without Python's after-fork
+    cleanup (a uWSGI worker, see ``afterfork``), where some thread states
+    belong to threads that no longer exist and point into reused memory.
+    """
+    if afterfork.frames_readable():
+        return sys._current_frames()
+    afterfork.warn_unreadable()
+    return {}

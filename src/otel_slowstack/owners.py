@@ -36,7 +36,7 @@ from types import BuiltinFunctionType, BuiltinMethodType, FrameType, MethodType
 from typing import Any, Callable, Optional, Pattern
 
 from .entry import entry_candidates, find_entry
-from .frames import frame_lines, lines_of
+from .frames import current_frames, frame_lines, lines_of
 from .realthread import get_ident
 from .tasks import await_chain, frames_between, futures_waited_on, worker_of
 
@@ -214,7 +214,7 @@ class TaskOwner:
             holder = chain.running
             self._sent = raise_in_thread(ident, exc_type, lambda: _current_task_of(loop) is holder)
             return self._sent
-        worker = worker_of(chain.pending, sys._current_frames(), (ident, get_ident()))
+        worker = worker_of(chain.pending, current_frames(), (ident, get_ident()))
         if worker is not None:
             # Left to land even once the span has ended: it must stop the pool
             # thread's work, which goes on after the response has gone out.
@@ -368,7 +368,7 @@ def withdraw_from(ident: int) -> None:
 
 def _working_below(ident: int, frame: FrameType) -> bool:
     """The thread still runs code called from ``frame`` (a pool's work item)."""
-    innermost = sys._current_frames().get(ident)
+    innermost = current_frames().get(ident)
     return innermost is not frame and frames_between(innermost, frame) is not None
 
 
