@@ -28,7 +28,7 @@ from typing import Any, Optional
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.trace import Status, StatusCode
 
-from . import counters, interrupt, quiet, shutdown, snapshot
+from . import counters, interrupt, interrupt_signal, quiet, shutdown, snapshot
 from .entry import starter_of_span_being_started
 from .interrupt import SlowRequestInterrupted
 from .owners import current_owner
@@ -68,6 +68,7 @@ class SlowStackProcessor(SpanProcessor):
         #: threshold -> offset of a span's first deadline (thresholds are few).
         self._first_due: dict = {}
         self._tracer_provider = tracer_provider
+        self._interrupting = self.settings.interrupt_after_ns is not None
         self._watchdog = Watchdog(self._on_due, self._spans.get)
         self._shut_down = False
         self._failures: set = set()
@@ -110,6 +111,8 @@ class SlowStackProcessor(SpanProcessor):
                 threshold,
             )
             self._spans[span_id] = watched
+            if self._interrupting:
+                interrupt_signal.install()  # a no-op but on the main thread, and there once
             offset = self._first_due.get(threshold, _UNKNOWN)
             if offset is _UNKNOWN:
                 offset = self._first_due[threshold] = first_due(self.settings, threshold)
@@ -172,18 +175,35 @@ class SlowStackProcessor(SpanProcessor):
             if provider is not None:
                 self._flusher.request(provider)
         if INTERRUPT in due:
+            self._interrupt(watched, span, now_ns)
+
+    def _interrupt(self, watched: Watched, span: Any, now_ns: int) -> None:
+        """The ``interrupt`` sample once, then ``SlowRequestInterrupted`` at a safe point (see interrupt.py)."""
+        if not getattr(watched, "interrupt_sampled", False):
+            withheld = interrupt.decide(watched)
             index = watched.samples + 1
-            if self._record(watched, span, "interrupt", index, now_ns):  # False: ended or moved on
-                watched.samples = index
-                interrupt.interrupt(watched, span)
+            extra = None if withheld is None else {interrupt.WITHHELD: withheld}
+            if not self._record(watched, span, "interrupt", index, now_ns, extra=extra):
+                interrupt.retry(watched, now_ns)  # not in the span's code now (a hook, the response)
+                return
+            watched.samples = index
+            watched.interrupt_sampled = True
+            if withheld is not None:
+                return
+            watched.sample_at = None  # the interrupt sample stays the last one
+        outcome = interrupt.deliver(watched, span)
+        if outcome == interrupt.LATER:
+            interrupt.retry(watched, now_ns)
 
     def _record(
         self, watched: Watched, span: Any, trigger: str, index: int, now_ns: int,
-        frames_by_thread: Optional[dict] = None,
+        frames_by_thread: Optional[dict] = None, extra: Optional[dict] = None,
     ) -> bool:
         attributes = sample_attributes(watched, trigger, index, now_ns, self.settings, frames_by_thread)
         if attributes is None:
             return False
+        if extra:
+            attributes.update(extra)
         with quiet.quietly():
             span.add_event(EVENT_NAME, attributes)
             span.set_attribute("slowstack.samples", index)
