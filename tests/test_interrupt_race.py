@@ -142,3 +142,137 @@ def with_start_as_current_span(provider, seconds: float) -> None:
 @pytest.mark.parametrize("serve_one", [through_the_wsgi_middleware, with_start_as_current_span])
 def test_interrupts_racing_the_end_of_the_span_lose_and_leak_nothing(serve_one):
     check(*race(serve_one))
+
+
+# -- asyncio: the ASGI middleware, one task per request -------------------------
+
+
+def test_asyncio_interrupts_racing_the_end_of_the_span_lose_and_leak_nothing():
+    import asyncio
+
+    from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware as AsgiMiddleware
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    processor = SlowStackProcessor(
+        tracer_provider=provider, threshold=INTERRUPT_AFTER_MS, max_samples=1,
+        snapshot_after="off", interrupt_after=INTERRUPT_AFTER_MS,
+    )
+    provider.add_span_processor(processor)
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    outcome = Outcome()
+    errors = DetachErrors()
+
+    async def asgi_app(scope, receive, send):
+        seconds = float(scope["query_string"])
+        await asyncio.sleep(seconds * 0.9)
+        work(seconds * 0.1)  # holding the loop for a moment
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok\n"})
+
+    app = AsgiMiddleware(asgi_app, tracer_provider=provider)
+
+    async def receive():
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message):
+        pass
+
+    async def connection(seed: int) -> None:
+        pick = random.Random(seed)
+        for _ in range(REQUESTS):
+            try:
+                seconds = pick.uniform(0.5, 1.5) * INTERRUPT_AFTER_MS / 1000
+                scope = {
+                    "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
+                    "scheme": "http", "path": "/race", "raw_path": b"/race", "query_string": repr(seconds).encode(),
+                    "headers": [], "server": ("127.0.0.1", 80), "client": ("127.0.0.1", 40000 + seed),
+                }
+                try:
+                    await asyncio.create_task(app(scope, receive, send))  # a task per request, as servers do
+                except SlowRequestInterrupted:
+                    outcome.add(caught=1)
+                outcome.add(served=1, leaked=int(trace.get_current_span().get_span_context().is_valid))
+            except SlowRequestInterrupted:
+                outcome.add(escaped=1)
+
+    async def main():
+        await asyncio.gather(*(connection(seed) for seed in range(THREADS)))
+        await asyncio.sleep(0.2)
+
+    logging.getLogger("opentelemetry.context").addHandler(errors)
+    try:
+        asyncio.run(main())
+    finally:
+        logging.getLogger("opentelemetry.context").removeHandler(errors)
+        provider.shutdown()
+    spans = [s for s in exporter.get_finished_spans() if s.kind == SpanKind.SERVER]
+    check(outcome, spans, errors.records, processor)
+
+
+# -- gevent: greenlets in a monkey-patched process of their own ---------------
+
+GEVENT_RACE = r'''
+from gevent import monkey; monkey.patch_all()
+import json, logging, random, sys, time
+sys.path.insert(0, sys.argv[1])
+import gevent
+import test_interrupt_race as race
+
+logging.basicConfig(level=logging.WARNING)
+outcome, spans, errors, processor = None, None, None, None
+
+def serve_many_greenlets():
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+    from otel_slowstack import SlowRequestInterrupted, SlowStackProcessor
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    processor = SlowStackProcessor(tracer_provider=provider, threshold=race.INTERRUPT_AFTER_MS, max_samples=1,
+                                   snapshot_after="off", interrupt_after=race.INTERRUPT_AFTER_MS)
+    provider.add_span_processor(processor)
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    outcome = race.Outcome()
+    errors = race.DetachErrors()
+    logging.getLogger("opentelemetry.context").addHandler(errors)
+
+    def serve_many(seed):
+        pick = random.Random(seed)
+        for _ in range(race.REQUESTS):
+            try:
+                seconds = pick.uniform(0.5, 1.5) * race.INTERRUPT_AFTER_MS / 1000
+                try:
+                    race.through_the_wsgi_middleware(provider, seconds)
+                except SlowRequestInterrupted:
+                    outcome.add(caught=1)
+                outcome.add(served=1, leaked=int(trace.get_current_span().get_span_context().is_valid))
+            except SlowRequestInterrupted:
+                outcome.add(escaped=1)
+
+    gevent.joinall([gevent.spawn(serve_many, seed) for seed in range(race.THREADS)])
+    gevent.sleep(0.2)
+    provider.shutdown()
+    try:
+        race.check(outcome, exporter.get_finished_spans(), errors.records, processor)
+    except AssertionError as exc:
+        print("FAILED", repr(exc), vars(outcome))
+        return
+    print("OK", vars(outcome))
+
+serve_many_greenlets()
+'''
+
+
+def test_gevent_interrupts_racing_the_end_of_the_span_lose_and_leak_nothing():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    pytest.importorskip("gevent")
+    tests = str(Path(__file__).resolve().parent)
+    done = subprocess.run(
+        [sys.executable, "-c", GEVENT_RACE, tests], capture_output=True, text=True, timeout=300,
+    )
+    assert done.stdout.startswith("OK"), done.stdout + done.stderr[-3000:]
