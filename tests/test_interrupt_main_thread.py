@@ -10,16 +10,19 @@ database transaction is rolled back.
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import time
 from pathlib import Path
 
 import pytest
 
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.trace import SpanKind
+
+from otel_slowstack import SlowRequestInterrupted, SlowStackProcessor, interrupt_signal
 from otlp_receiver import samples
 from servers import gunicorn, wait_until
-
-pytestmark = pytest.mark.e2e
 
 TESTS = Path(__file__).resolve().parent
 SETTINGS = dict(
@@ -61,11 +64,13 @@ def interrupted(server, receiver, path: str) -> dict:
     return raised
 
 
+@pytest.mark.e2e
 def test_time_sleep_is_broken(sync_worker, receiver_for_module):
     raised = interrupted(sync_worker, receiver_for_module, "/sleep?seconds=60")
     assert 'time.sleep(float(request.args["seconds"]))' in raised["exception.stacktrace"]
 
 
+@pytest.mark.e2e
 def test_a_socket_read_from_a_partner_that_never_answers_is_broken(sync_worker, receiver_for_module):
     with socket.socket() as silent:  # accepts connections (the kernel does) and never says a word
         silent.bind(("127.0.0.1", 0))
@@ -74,6 +79,7 @@ def test_a_socket_read_from_a_partner_that_never_answers_is_broken(sync_worker, 
     assert "connection.recv(1)" in raised["exception.stacktrace"]
 
 
+@pytest.mark.e2e
 def test_a_postgresql_row_lock_wait_is_broken_and_rolled_back(sync_worker, receiver_for_module, postgres_dsn):
     psycopg = pytest.importorskip("psycopg")
     table = f"interrupt_accounts_{os.getpid()}"
@@ -93,3 +99,30 @@ def test_a_postgresql_row_lock_wait_is_broken_and_rolled_back(sync_worker, recei
         finally:
             admin.execute(f"DROP TABLE IF EXISTS {table}")
     assert "in pay" in raised["exception.stacktrace"]
+
+
+# -- in process, on pytest's own main thread -----------------------------------
+
+
+def test_the_handler_chains_the_previous_one_and_never_raises_outside_a_span():
+    previous_calls: list = []
+    before = signal.signal(interrupt_signal.SIGNAL, lambda signum, frame: previous_calls.append(signum))
+    provider = TracerProvider()
+    provider.add_span_processor(SlowStackProcessor(threshold=100, snapshot_after="off", interrupt_after=200))
+    tracer = provider.get_tracer("main")
+    try:
+        began = time.monotonic()
+        with pytest.raises(SlowRequestInterrupted):
+            with tracer.start_as_current_span("GET /stuck", kind=SpanKind.SERVER):
+                time.sleep(30)  # broken at once by the signal, on the main thread
+        assert time.monotonic() - began < 10
+        assert signal.getsignal(interrupt_signal.SIGNAL) is not None
+        with tracer.start_as_current_span("GET /fast", kind=SpanKind.SERVER):
+            pass
+        os.kill(os.getpid(), interrupt_signal.SIGNAL)  # a stray one, outside any span: not ours
+        time.sleep(0.2)
+        assert previous_calls == [interrupt_signal.SIGNAL]
+    finally:
+        provider.shutdown()
+        signal.signal(interrupt_signal.SIGNAL, before)
+        interrupt_signal._after_fork()  # as new: the next test installs again
