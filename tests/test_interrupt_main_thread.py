@@ -106,6 +106,7 @@ def test_a_postgresql_row_lock_wait_is_broken_and_rolled_back(sync_worker, recei
 
 def test_the_handler_chains_the_previous_one_and_never_raises_outside_a_span():
     previous_calls: list = []
+    interrupt_signal._after_fork()  # as in a fresh process: earlier tests may have installed it
     before = signal.signal(interrupt_signal.SIGNAL, lambda signum, frame: previous_calls.append(signum))
     provider = TracerProvider()
     provider.add_span_processor(SlowStackProcessor(threshold=100, snapshot_after="off", interrupt_after=200))

@@ -66,8 +66,8 @@ def install() -> bool:
     ident = realthread.get_ident()
     if _main_ident == ident:
         return True
-    if threading.current_thread() is not threading.main_thread() or _embedded():
-        return False
+    if _main_ident is not None or threading.main_thread().ident != ident or _embedded():
+        return False  # the hot path of every other thread: two comparisons
     try:
         previous = signal.getsignal(SIGNAL)
         if previous is not _handler:

@@ -266,7 +266,10 @@ class TaskOwner:
             # Left to land even once the span has ended: it must stop the pool
             # thread's work, which goes on after the response has gone out.
             pool_ident, frame = worker
-            raise_in_thread(pool_ident, exc_type, lambda: _working_below(pool_ident, frame))
+            if safe is None:
+                raise_in_thread(pool_ident, exc_type, lambda: _working_below(pool_ident, frame))
+            else:  # only inside the work item's function: never in the pool's own loop
+                send_parked(pool_ident, exc_type, lambda innermost: safe(_outwards(innermost), frame))
         try:
             loop.call_soon_threadsafe(self._throw, exc_type)
         except RuntimeError:  # the loop closed meanwhile
