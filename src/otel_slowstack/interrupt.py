@@ -78,8 +78,9 @@ LATER = "later"
 
 #: Time between two tries to find the owner in its own code.
 RETRY_NS = 20_000_000
-#: Tries before giving up (with ``RETRY_NS``: two seconds).
-MAX_TRIES = 100
+#: Tries before giving up (with ``RETRY_NS``: 30 seconds, longer than any
+#: server timeout the interrupt is meant to beat).
+MAX_TRIES = 1500
 
 
 class SlowRequestInterrupted(TimeoutError):

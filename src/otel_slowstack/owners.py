@@ -59,8 +59,12 @@ _current_task_of: Callable[[Any], Any] = (
 MAX_CHAINS_SEARCHED = 256
 #: Loop iterations an interrupt waits for a task that is ready to run to await a future.
 THROW_TRIES = 100
-#: Seconds between two tries to throw into a task or greenlet waiting in instrumentation code.
+#: Checks of a parked thread in one ``send_parked`` while the OS keeps preempting the watchdog.
+PARK_TRIES = 3
+#: Seconds between two tries to throw into a task or greenlet waiting in instrumentation code,
+#: and how many (30 s, as for threads: ``interrupt.MAX_TRIES``).
 RETRY_S = 0.02
+LANDING_TRIES = 1500
 
 
 class ThreadOwner:
@@ -282,7 +286,7 @@ class TaskOwner:
         if task is None or loop is None or task.done():
             return  # the span ended first (``release`` runs on this thread too)
         if not self._lands_safely(task):
-            if tries < THROW_TRIES:  # in instrumentation code now: a little later
+            if tries < LANDING_TRIES:  # in instrumentation code now: a little later
                 loop.call_later(RETRY_S, self._throw, exc_type, tries + 1)
             return
         if throw_into(task, exc_type):
@@ -412,7 +416,7 @@ class GreenletOwner:
             entry = find_entry(innermost, self._candidates or {})
             if not safe(_outwards(innermost), entry):
                 hub = _hub_of(greenlet)
-                if hub is not None and tries < THROW_TRIES:
+                if hub is not None and tries < LANDING_TRIES:
                     timer = hub.loop.timer(RETRY_S)
                     timer.start(self._throw, exc_type, safe, tries + 1)
                 return
@@ -462,12 +466,20 @@ def send_parked(ident: int, exc_type: type, safe_here: Callable[[FrameType], boo
     enabled = gc.isenabled()
     gc.disable()
     try:
-        _real_sleep()(0)  # a fresh hold of the GIL
-        began = _clock()
-        innermost = _current_frames().get(ident)
-        if innermost is None:
-            return False
-        if not safe_here(innermost) or _clock() - began > _switch_interval() / 2:
+        sleep = _real_sleep()
+        for _ in range(PARK_TRIES):
+            sleep(0)  # a fresh hold of the GIL
+            began = _clock()
+            innermost = _current_frames().get(ident)
+            if innermost is None:
+                return False
+            if not safe_here(innermost):
+                return None
+            if _clock() - began < _switch_interval() / 2:
+                break
+            # The OS took this thread away meanwhile: another thread may be
+            # asking for the GIL by now. Check again on a fresh hold.
+        else:
             return None
         lasti = innermost.f_lasti
         thread = ctypes.c_ulong(ident)
