@@ -127,3 +127,24 @@ def test_the_handler_chains_the_previous_one_and_never_raises_outside_a_span():
         provider.shutdown()
         signal.signal(interrupt_signal.SIGNAL, before)
         interrupt_signal._after_fork()  # as new: the next test installs again
+
+
+def test_an_event_loop_on_the_main_thread_blocked_in_a_sync_call_is_broken():
+    import asyncio
+
+    interrupt_signal._after_fork()  # as in a fresh process
+    provider = TracerProvider()
+    provider.add_span_processor(SlowStackProcessor(threshold=100, snapshot_after="off", interrupt_after=200))
+    tracer = provider.get_tracer("main")
+
+    async def handler() -> None:
+        with tracer.start_as_current_span("GET /legacy", kind=SpanKind.SERVER):
+            time.sleep(30)  # a sync call inside async code: the whole loop waits
+
+    began = time.monotonic()
+    try:
+        with pytest.raises(SlowRequestInterrupted):
+            asyncio.run(handler())
+    finally:
+        provider.shutdown()
+    assert time.monotonic() - began < 10

@@ -261,6 +261,8 @@ class TaskOwner:
             def safe_here(innermost: FrameType) -> bool:
                 return _current_task_of(loop) is holder and safe(_outwards(innermost), find_entry(innermost, candidates))
 
+            if interrupt_signal.serves(ident):  # a loop on the main thread: break a blocking call too
+                return interrupt_signal.request(self, exc_type, safe_here)
             sent = send_parked(ident, exc_type, safe_here)
             self._sent = sent is True
             return sent
@@ -311,6 +313,7 @@ class TaskOwner:
 
     def withdraw(self) -> None:
         """On the loop thread: take back an exception sent to it and not yet raised."""
+        interrupt_signal.cancel(self)
         if self._sent:
             self._sent = False
             withdraw_from(self.ident)
