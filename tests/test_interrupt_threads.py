@@ -102,3 +102,29 @@ def test_gthread_a_blocked_call_sees_the_interrupt_when_it_returns(receiver):
     (raised,) = [e["attributes"] for e in span["events"] if e["name"] == "exception"]
     assert raised["exception.type"].endswith("SlowRequestInterrupted")
     assert raised["exception.stacktrace"].rstrip().splitlines()[-2].strip() == 'time.sleep(float(request.args["seconds"]))'
+
+
+def test_a_function_decorated_with_start_as_current_span_is_interrupted():
+    provider = TracerProvider()
+    provider.add_span_processor(SlowStackProcessor(threshold=100, max_samples=1, snapshot_after="off", interrupt_after=150))
+    tracer = provider.get_tracer("consumer")
+    outcome: list = []
+
+    @tracer.start_as_current_span("process message", kind=SpanKind.CONSUMER)
+    def process() -> None:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            time.sleep(0.01)
+
+    def run() -> None:
+        try:
+            process()
+            outcome.append("finished")
+        except SlowRequestInterrupted:
+            outcome.append("interrupted")
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join(30)
+    provider.shutdown()
+    assert outcome == ["interrupted"]

@@ -117,9 +117,12 @@ _NEVER = (
     "asyncio.events",
     "asyncio.runners",
 )
-#: ``ContextDecorator``'s wrapper (``@transaction.atomic`` and the like) runs
-#: the decorated function inside its ``with``: the request's own code.
+#: ``ContextDecorator``'s wrapper (``@transaction.atomic``, a function decorated
+#: with ``@tracer.start_as_current_span(...)``) runs the decorated function
+#: inside its ``with``: the request's own code. OpenTelemetry's own wrapper
+#: for coroutine functions does the same.
 _CONTEXTLIB_BODIES = frozenset({"inner"})
+_OPENTELEMETRY_WRAPPERS = frozenset({("opentelemetry.util._decorator", "async_wrapper")})
 
 CODE, STDLIB, INSTRUMENTATION, NEVER = 0, 1, 2, 3
 
@@ -144,7 +147,7 @@ def _kind(frame: FrameType) -> int:
         name = frame.f_globals.get("__name__")
         name = name if isinstance(name, str) else ""
         filename = code.co_filename
-        if name.startswith(_INSTRUMENTATION):
+        if name.startswith(_INSTRUMENTATION) or (name, code.co_name) in _OPENTELEMETRY_WRAPPERS:
             kind = INSTRUMENTATION
         elif name.startswith(_OPENTELEMETRY) or name.startswith(_NEVER):
             kind = STDLIB if name == "contextlib" and code.co_name in _CONTEXTLIB_BODIES else NEVER
@@ -158,6 +161,14 @@ def _kind(frame: FrameType) -> int:
             _kinds.clear()
         _kinds[code] = kind
     return kind
+
+
+def wraps_a_call(frame: FrameType) -> bool:
+    """Whether ``frame`` is a wrapper that runs a call inside a span's ``with``
+    (an instrumentation, a ``ContextDecorator``)."""
+    kind = _kind(frame)
+    return kind == INSTRUMENTATION or (kind == STDLIB and frame.f_code.co_name in _CONTEXTLIB_BODIES
+                                        and frame.f_globals.get("__name__") == "contextlib")
 
 
 def landing_is_safe(frames: Iterable[FrameType], entry: Optional[FrameType]) -> bool:

@@ -38,10 +38,11 @@ from asyncio import _get_running_loop, current_task, tasks
 from types import BuiltinFunctionType, BuiltinMethodType, FrameType, MethodType
 from typing import Any, Callable, Optional, Pattern
 
-from .entry import entry_candidates, find_entry
 from . import interrupt_signal
+from .entry import entry_candidates, find_entry
 from .frames import frame_lines, lines_of
 from .interrupt import outwards as _outwards
+from .interrupt import wraps_a_call as _wraps_a_call
 from .interrupt import scoped as _scoped
 from .realthread import get_ident
 from .tasks import await_chain, frames_between, futures_waited_on, worker_of
@@ -104,8 +105,22 @@ class ThreadOwner:
         return lines_of(frames, redact)
 
     def scoped(self) -> bool:
-        """Whether a ``with`` block (or an instrumentation) delimits the span on this thread."""
-        return _scoped(self.starter, self.start_lasti)
+        """Whether a ``with`` block (or an instrumentation) delimits the span on this thread.
+
+        A function decorated with ``@tracer.start_as_current_span(...)`` is
+        called from its starter through OpenTelemetry's wrapper, whose ``with``
+        is still on the stack while the function runs.
+        """
+        starter = self.starter
+        if _scoped(starter, self.start_lasti):
+            return True
+        frame = _current_frames().get(self.ident)
+        while frame is not None and starter is not None:
+            caller = frame.f_back
+            if caller is starter:
+                return _wraps_a_call(frame)
+            frame = caller
+        return False
 
     def interrupt(self, exc_type: type, safe: Optional[Callable] = None) -> Optional[bool]:
         """Raise ``exc_type`` in the thread, where ``safe(frames, entry)`` allows.
