@@ -44,13 +44,18 @@ SIGNAL: Optional[int] = signal.SIGRTMIN + 3 if hasattr(signal, "SIGRTMIN") and h
 class _Request:
     """One interrupt in flight for one owner; ``raised`` once the handler raised it."""
 
-    __slots__ = ("owner", "exc_type", "safe", "raised")
+    __slots__ = ("owner", "exc_type", "safe", "raised", "unanswered")
 
     def __init__(self, owner: Any, exc_type: type, safe: Callable[[FrameType], bool]) -> None:
         self.owner = owner
         self.exc_type = exc_type
         self.safe = safe
         self.raised = False
+        #: A signal was sent and the handler has not run since: CPython keeps
+        #: it pending, so it is not sent again. (Some C waits, psycopg's
+        #: ``wait_c`` for one, run handlers only once their ``poll`` times out:
+        #: a signal every retry would restart that ``poll`` for ever.)
+        self.unanswered = False
 
 
 _main_ident: Optional[int] = None  # the thread the handler was installed on
@@ -95,11 +100,14 @@ def request(owner: Any, exc_type: type, safe: Callable[[FrameType], bool]) -> Op
     if pending is not None and pending.owner is owner:
         if pending.raised:
             return True
+        if pending.unanswered:
+            return None
     else:
         _pending = pending = _Request(owner, exc_type, safe)
     ident = _main_ident
     if ident is None or SIGNAL is None:
         return False
+    pending.unanswered = True
     try:
         signal.pthread_kill(ident, SIGNAL)
     except (OSError, ValueError):  # the thread is gone
@@ -119,6 +127,7 @@ def _handler(signum: int, frame: Optional[FrameType]) -> Any:
     pending = _pending
     if pending is None or pending.raised:
         return _chain(signum, frame)
+    pending.unanswered = False
     if frame is None or not pending.safe(frame):
         return None  # not in the request's own code now: the watchdog sends it again
     pending.raised = True
