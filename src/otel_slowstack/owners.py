@@ -9,7 +9,8 @@ owner answers the same questions:
 - ``capture(frames_by_thread, redact)``: its frames from the span's entry
   inwards as plain ``FrameLine`` data, or None when it no longer serves the
   span;
-- ``interrupt(exc_type)``: make ``exc_type`` raise inside it;
+- ``interrupt(exc_type, safe)``: make ``exc_type`` raise inside it, where
+  ``safe`` (``interrupt.landing_is_safe``) allows it to land;
 - ``release()``: drop references once the span has ended.
 
 Three kinds, one per way Python servers run a request:
@@ -30,13 +31,19 @@ thread, take back an exception ``interrupt`` sent to it that has not landed.
 from __future__ import annotations
 
 import ctypes
+import gc
 import sys
+import time
 from asyncio import _get_running_loop, current_task, tasks
 from types import BuiltinFunctionType, BuiltinMethodType, FrameType, MethodType
 from typing import Any, Callable, Optional, Pattern
 
+from . import interrupt_signal
 from .entry import entry_candidates, find_entry
 from .frames import current_frames, frame_lines, lines_of
+from .interrupt import outwards as _outwards
+from .interrupt import wraps_a_call as _wraps_a_call
+from .interrupt import scoped as _scoped
 from .realthread import get_ident
 from .tasks import await_chain, frames_between, futures_waited_on, worker_of
 
@@ -53,16 +60,25 @@ _current_task_of: Callable[[Any], Any] = (
 MAX_CHAINS_SEARCHED = 256
 #: Loop iterations an interrupt waits for a task that is ready to run to await a future.
 THROW_TRIES = 100
+#: Checks of a parked thread in one ``send_parked`` while the OS keeps preempting the watchdog.
+PARK_TRIES = 3
+#: Seconds between two tries to throw into a task or greenlet waiting in instrumentation code,
+#: and how many (30 s, as for threads: ``interrupt.MAX_TRIES``).
+RETRY_S = 0.02
+LANDING_TRIES = 1500
 
 
 class ThreadOwner:
     """A span served by one OS thread from start to end (WSGI, Celery, ...)."""
 
-    __slots__ = ("ident", "starter", "_candidates", "thread_ident", "same_thread")
+    __slots__ = ("ident", "starter", "start_lasti", "_candidates", "thread_ident", "same_thread")
 
     def __init__(self, ident: int, starter: Optional[FrameType]) -> None:
         self.ident = ident
         self.starter = starter
+        #: The starter's instruction as the span started: a ``with`` statement
+        #: or a plain ``start_span`` call (see ``interrupt.scoped``).
+        self.start_lasti = starter.f_lasti if starter is not None else -1
         self._candidates: Optional[dict] = None
         #: The thread whose frames end the last capture: a pool thread while
         #: this one waits on a ``concurrent.futures`` future it works on.
@@ -87,21 +103,57 @@ class ThreadOwner:
         self.thread_ident = ident
         return lines_of(frames, redact)
 
-    def interrupt(self, exc_type: type) -> bool:
-        """Raise ``exc_type`` in the thread at its next bytecode.
+    def scoped(self) -> bool:
+        """Whether a ``with`` block (or an instrumentation) delimits the span on this thread.
 
-        A thread blocked inside a C call (a socket read, ``time.sleep``)
-        sees it when that call returns.
+        A function decorated with ``@tracer.start_as_current_span(...)`` is
+        called from its starter through OpenTelemetry's wrapper, whose ``with``
+        is still on the stack while the function runs.
         """
-        ident = ctypes.c_ulong(self.ident)
-        done = ctypes.pythonapi.PyThreadState_SetAsyncExc(ident, ctypes.py_object(exc_type))
-        if done > 1:  # more than one thread state matched: take it back everywhere
-            ctypes.pythonapi.PyThreadState_SetAsyncExc(ident, None)
+        starter = self.starter
+        if _scoped(starter, self.start_lasti):
+            return True
+        frame = _current_frames().get(self.ident)
+        while frame is not None and starter is not None:
+            caller = frame.f_back
+            if caller is starter:
+                return _wraps_a_call(frame)
+            frame = caller
+        return False
+
+    def interrupt(self, exc_type: type, safe: Optional[Callable] = None) -> Optional[bool]:
+        """Raise ``exc_type`` in the thread, where ``safe(frames, entry)`` allows.
+
+        The main thread gets a signal (``interrupt_signal.py``): a blocking
+        call returns at once, and the handler raises only at a safe point.
+        Another thread gets ``PyThreadState_SetAsyncExc``, sent only while it
+        is parked at a safe point (``send_parked``); blocked inside a C call
+        (a socket read, ``time.sleep``) it sees it when that call returns.
+        True: sent; None: not at a safe point now, try again; False: gone.
+        Without ``safe``, sent at once, wherever the thread is.
+        """
+        if safe is None:
+            ident = ctypes.c_ulong(self.ident)
+            done = ctypes.pythonapi.PyThreadState_SetAsyncExc(ident, ctypes.py_object(exc_type))
+            if done > 1:  # more than one thread state matched: take it back everywhere
+                ctypes.pythonapi.PyThreadState_SetAsyncExc(ident, None)
+                return False
+            return done == 1
+        candidates = _candidates_of(self)  # read once: ``release`` may run meanwhile
+        if candidates is None:
             return False
-        return done == 1
+
+        def safe_here(innermost: FrameType) -> bool:
+            return safe(_outwards(innermost), find_entry(innermost, candidates))
+
+        if interrupt_signal.serves(self.ident):
+            return interrupt_signal.request(self, exc_type, safe_here)
+        return send_parked(self.ident, exc_type, safe_here)
 
     def withdraw(self) -> None:
         """Take back an exception sent to the thread and not yet raised (a no-op if none)."""
+        if interrupt_signal.serves(self.ident):
+            interrupt_signal.cancel(self)
         withdraw_from(self.ident)
 
     def release(self) -> None:
@@ -124,6 +176,7 @@ class TaskOwner:
         "loop_blocked_by",
         "_candidates",
         "_sent",
+        "_safe",
     )
 
     def __init__(self, task: Any, loop: Any, ident: int, starter: Optional[FrameType], registry: Optional[dict]) -> None:
@@ -138,6 +191,7 @@ class TaskOwner:
         self.loop_blocked_by: Optional[str] = None
         self._candidates: Optional[dict] = None
         self._sent = False  # an exception was sent to the loop thread
+        self._safe: Optional[Callable] = None  # where a thrown exception may land
 
     def capture(self, frames_by_thread: dict, redact: Optional[Pattern[str]]) -> Optional[list]:
         # Each field read once: the request's ``release`` may clear them meanwhile.
@@ -195,15 +249,17 @@ class TaskOwner:
                 return _other_name(watched, self)
         return None
 
-    def interrupt(self, exc_type: type) -> bool:
+    def interrupt(self, exc_type: type, safe: Optional[Callable] = None) -> Optional[bool]:
         """Raise ``exc_type`` in the task, thread-safely.
 
         Holding the loop (sync work on the loop thread), the task gets it at
-        its next bytecode, like a thread. Suspended, it gets it at its
-        innermost ``await``, on the loop: the future it awaits is cancelled
-        (so the operation behind it cleans up as on any cancellation) and the
-        task is woken with ``exc_type`` instead of ``CancelledError``. When a
-        pool thread runs its work, that thread gets it too.
+        its next bytecode, like a thread (``send_parked``). Suspended, it gets
+        it at its innermost ``await``, on the loop: the future it awaits is
+        cancelled (so the operation behind it cleans up as on any
+        cancellation) and the task is woken with ``exc_type`` instead of
+        ``CancelledError``; if that ``await`` is in instrumentation code, the
+        loop tries again a little later. When a pool thread runs its work,
+        that thread gets it too.
         """
         task, loop = self.task, self.loop
         if task is None or loop is None or task.done() or loop.is_closed():
@@ -212,14 +268,31 @@ class TaskOwner:
         chain = await_chain(task, _current_task_of(loop))
         if chain.running is not None:
             holder = chain.running
-            self._sent = raise_in_thread(ident, exc_type, lambda: _current_task_of(loop) is holder)
-            return self._sent
+            if safe is None:
+                self._sent = raise_in_thread(ident, exc_type, lambda: _current_task_of(loop) is holder)
+                return self._sent
+            candidates = _candidates_of(self)  # read once: ``release`` may run meanwhile
+            if candidates is None:
+                return False
+
+            def safe_here(innermost: FrameType) -> bool:
+                return _current_task_of(loop) is holder and safe(_outwards(innermost), find_entry(innermost, candidates))
+
+            if interrupt_signal.serves(ident):  # a loop on the main thread: break a blocking call too
+                return interrupt_signal.request(self, exc_type, safe_here)
+            sent = send_parked(ident, exc_type, safe_here)
+            self._sent = sent is True
+            return sent
+        self._safe = safe
         worker = worker_of(chain.pending, current_frames(), (ident, get_ident()))
         if worker is not None:
             # Left to land even once the span has ended: it must stop the pool
             # thread's work, which goes on after the response has gone out.
             pool_ident, frame = worker
-            raise_in_thread(pool_ident, exc_type, lambda: _working_below(pool_ident, frame))
+            if safe is None:
+                raise_in_thread(pool_ident, exc_type, lambda: _working_below(pool_ident, frame))
+            else:  # only inside the work item's function: never in the pool's own loop
+                send_parked(pool_ident, exc_type, lambda innermost: safe(_outwards(innermost), frame))
         try:
             loop.call_soon_threadsafe(self._throw, exc_type)
         except RuntimeError:  # the loop closed meanwhile
@@ -231,6 +304,10 @@ class TaskOwner:
         task, loop = self.task, self.loop
         if task is None or loop is None or task.done():
             return  # the span ended first (``release`` runs on this thread too)
+        if not self._lands_safely(task):
+            if tries < LANDING_TRIES:  # in instrumentation code now: a little later
+                loop.call_later(RETRY_S, self._throw, exc_type, tries + 1)
+            return
         if throw_into(task, exc_type):
             return
         if tries < THROW_TRIES:  # ready to run, awaiting nothing yet: once it does
@@ -238,15 +315,30 @@ class TaskOwner:
         else:
             task.cancel(str(exc_type()))  # never awaits a future: the next best thing
 
+    def _lands_safely(self, task: Any) -> bool:
+        """On the loop thread: whether the task's innermost await is in its own code."""
+        safe = self._safe
+        if safe is None:
+            return True
+        candidates = _candidates_of(self)
+        if candidates is None:
+            return False
+        frames = await_chain(task).frames
+        start = _entry_index(frames, candidates)
+        if start is None:
+            return False
+        return safe(reversed(frames[start:]), frames[start])
+
     def withdraw(self) -> None:
         """On the loop thread: take back an exception sent to it and not yet raised."""
+        interrupt_signal.cancel(self)
         if self._sent:
             self._sent = False
             withdraw_from(self.ident)
 
     def release(self) -> None:
         self.task = self.loop = self.starter = self.registry = None
-        self._candidates = None
+        self._candidates = self._safe = None
 
 
 def throw_into(task: Any, exc_type: type) -> bool:
@@ -302,30 +394,53 @@ class GreenletOwner:
             return None  # another greenlet runs, or this one has moved on
         return frame_lines(innermost, entry, redact)
 
-    def interrupt(self, exc_type: type) -> bool:
+    def interrupt(self, exc_type: type, safe: Optional[Callable] = None) -> Optional[bool]:
         """Raise ``exc_type`` in the greenlet, thread-safely.
 
         Running (hogging its thread), it gets it at its next bytecode, like a
-        thread. Switched out, the hub throws it in where it waits, as gevent's
-        own ``Greenlet.kill`` does.
+        thread (``send_parked``). Switched out, the hub throws it in where it
+        waits, as gevent's own ``Greenlet.kill`` does, unless it waits inside
+        instrumentation code; then the hub tries again a little later.
         """
         greenlet = self.greenlet
         if greenlet is None or greenlet.dead:
             return False
+        if self._candidates is None:
+            self._candidates = entry_candidates(self.starter)
+        candidates = self._candidates
         if greenlet.gr_frame is None:
-            self._sent = raise_in_thread(self.ident, exc_type, lambda: greenlet.gr_frame is None and not greenlet.dead)
-            return self._sent
+            if safe is None:
+                self._sent = raise_in_thread(self.ident, exc_type, lambda: greenlet.gr_frame is None and not greenlet.dead)
+                return self._sent
+
+            def safe_here(innermost: FrameType) -> bool:
+                running = greenlet.gr_frame is None and not greenlet.dead
+                return running and safe(_outwards(innermost), find_entry(innermost, candidates))
+
+            sent = send_parked(self.ident, exc_type, safe_here)
+            self._sent = sent is True
+            return sent
         hub = _hub_of(greenlet)
         if hub is None:
             return False
-        hub.loop.run_callback_threadsafe(self._throw, exc_type)
+        hub.loop.run_callback_threadsafe(self._throw, exc_type, safe, 0)
         return True
 
-    def _throw(self, exc_type: type) -> None:
+    def _throw(self, exc_type: type, safe: Optional[Callable] = None, tries: int = 0) -> None:
         """In the hub: switch into the greenlet, raising ``exc_type`` there."""
         greenlet = self.greenlet
-        if greenlet is not None and not greenlet.dead:
-            greenlet.throw(exc_type())
+        if greenlet is None or greenlet.dead:
+            return
+        innermost = greenlet.gr_frame
+        if safe is not None and innermost is not None:
+            entry = find_entry(innermost, self._candidates or {})
+            if not safe(_outwards(innermost), entry):
+                hub = _hub_of(greenlet)
+                if hub is not None and tries < LANDING_TRIES:
+                    timer = hub.loop.timer(RETRY_S)
+                    timer.start(self._throw, exc_type, safe, tries + 1)
+                return
+        greenlet.throw(exc_type())
 
     def withdraw(self) -> None:
         """In the greenlet: take back an exception sent to its thread and not yet raised."""
@@ -348,6 +463,77 @@ def _hub_of(greenlet: Any) -> Any:
             return parent
         parent = parent.parent
     return None
+
+
+def send_parked(ident: int, exc_type: type, safe_here: Callable[[FrameType], bool]) -> Optional[bool]:
+    """``PyThreadState_SetAsyncExc`` to thread ``ident``, only while it is
+    parked at a frame where ``safe_here`` allows the exception to land.
+
+    The exception lands where the thread next checks for it: at once if it
+    waits for the GIL at a bytecode boundary, right after the C call it is
+    blocked in otherwise; either way in the innermost frame seen here,
+    provided the thread does not run between the check and the send. It
+    cannot: this thread first gives up the GIL and takes it back
+    (``time.sleep(0)``), and CPython lets a waiting thread ask for the GIL only
+    after a whole switch interval (5 ms) of waiting, counted from that take;
+    the check and the send take microseconds, with the garbage collector
+    (whose finalizers could release the GIL) held off. The target's frame and
+    instruction are read again after the send: had it moved all the same, the
+    exception is taken back and not sent again.
+
+    True: sent; None: not at a safe point now; False: gone or moved.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        sleep = _real_sleep()
+        for _ in range(PARK_TRIES):
+            sleep(0)  # a fresh hold of the GIL
+            began = _clock()
+            innermost = _current_frames().get(ident)
+            if innermost is None:
+                return False
+            if not safe_here(innermost):
+                return None
+            if _clock() - began < _switch_interval() / 2:
+                break
+            # The OS took this thread away meanwhile: another thread may be
+            # asking for the GIL by now. Check again on a fresh hold.
+        else:
+            return None
+        lasti = innermost.f_lasti
+        thread = ctypes.c_ulong(ident)
+        done = _set_async_exc(thread, ctypes.py_object(exc_type))
+        if done != 1:
+            if done:
+                _set_async_exc(thread, None)
+            return False
+        after = _current_frames().get(ident)
+        if after is not innermost or after.f_lasti != lasti:
+            _set_async_exc(thread, None)  # it ran meanwhile: never a second try
+            return False
+        return True
+    finally:
+        if enabled:
+            gc.enable()
+
+
+_clock = time.perf_counter
+_current_frames = sys._current_frames
+_switch_interval = sys.getswitchinterval
+_set_async_exc = ctypes.pythonapi.PyThreadState_SetAsyncExc
+
+
+def _real_sleep() -> Callable[[float], None]:
+    """``time.sleep`` as it was before gevent patched it (this is a real thread)."""
+    monkey = _modules.get("gevent.monkey")
+    if monkey is not None:
+        try:
+            if monkey.is_module_patched("time"):
+                return monkey.get_original("time", "sleep")
+        except Exception:
+            pass
+    return time.sleep
 
 
 def raise_in_thread(ident: int, exc_type: type, still: Callable[[], bool]) -> bool:

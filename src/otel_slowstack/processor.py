@@ -29,7 +29,7 @@ from typing import Any, Optional
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from . import counters, failures, interrupt, quiet, seams, shutdown, snapshot
+from . import counters, failures, interrupt, interrupt_signal, quiet, seams, shutdown, snapshot
 from .entry import starter_of_span_being_started
 from .interrupt import SlowRequestInterrupted
 from .owners import _get_running_loop, task_or_greenlet_owner
@@ -76,6 +76,7 @@ class SlowStackProcessor(SpanProcessor):
         #: threshold -> offset of a span's first deadline (thresholds are few).
         self._first_due: dict = {}
         self._tracer_provider = tracer_provider
+        self._interrupting = self.settings.interrupt_after_ns is not None
         self._watchdog = watchdog()
         self._schedule = Schedule(self._on_due, self._spans.get, self._watchdog)
         self._watchdog.add(self._schedule)
@@ -126,6 +127,8 @@ class SlowStackProcessor(SpanProcessor):
             span_id = span.context[1]
             start_ns = monotonic_ns()
             spans[span_id] = Watched(span, span_id, start_ns, threshold, get_ident(), starter, owner)
+            if self._interrupting:
+                interrupt_signal.install()  # a no-op but on the main thread, and there once
             offset = self._first_due.get(threshold, _UNKNOWN)
             if offset is _UNKNOWN:
                 offset = self._first_due[threshold] = first_due(self.settings, threshold)
@@ -216,18 +219,36 @@ class SlowStackProcessor(SpanProcessor):
             if provider is not None:
                 self._flusher.request(provider)
         if INTERRUPT in due:
+            self._interrupt(watched, span, now_ns, frames)
+
+    def _interrupt(self, watched: Watched, span: Any, now_ns: int, frames: dict) -> None:
+        """The ``interrupt`` sample once, then ``SlowRequestInterrupted`` at a safe point (see interrupt.py)."""
+        timeline = watched.timeline
+        if not timeline.interrupt_sampled:
+            withheld = interrupt.decide(watched)
             index = timeline.samples + 1
-            if self._record(watched, span, "interrupt", index, now_ns, frames):  # False: ended or moved on
-                timeline.samples = index
-                interrupt.interrupt(watched, span)
+            extra = None if withheld is None else {interrupt.WITHHELD: withheld}
+            if not self._record(watched, span, "interrupt", index, now_ns, frames, extra=extra):
+                interrupt.retry(watched, now_ns)  # not in the span's code now (a hook, the response)
+                return
+            timeline.samples = index
+            timeline.interrupt_sampled = True
+            if withheld is not None:
+                return
+            timeline.sample_at = None  # the interrupt sample stays the last one
+        outcome = interrupt.deliver(watched, span)
+        if outcome == interrupt.LATER:
+            interrupt.retry(watched, now_ns)
 
     def _record(
         self, watched: Watched, span: Any, trigger: str, index: int, now_ns: int,
-        frames_by_thread: Optional[dict] = None,
+        frames_by_thread: Optional[dict] = None, extra: Optional[dict] = None,
     ) -> bool:
         attributes = sample_attributes(watched, trigger, index, now_ns, self.settings, frames_by_thread)
         if attributes is None:
             return False
+        if extra:
+            attributes.update(extra)
         with quiet.quietly():
             span.add_event(EVENT_NAME, attributes)
             span.set_attribute("slowstack.samples", index)

@@ -142,6 +142,9 @@ class Timeline:
     cpu_at: Optional[int] = None
     #: The thread whose clock ``cpu_ns`` is (a pool thread may take over the work).
     cpu_thread: Optional[int] = None
+    #: The interrupt: its sample taken, and how often delivery was tried (interrupt.py).
+    interrupt_sampled = False
+    interrupt_tries = 0
 
     def __init__(self, start_ns: int, threshold_ns: Optional[int], settings: Settings) -> None:
         self.start_ns = start_ns
