@@ -117,7 +117,9 @@ def check(outcome, spans, errors, processor) -> None:
     interrupted = [s for s in roots if any(e.name == "exception" for e in s.events)]
     assert len(interrupted) == outcome.caught
     # The durations straddle INTERRUPT_AFTER: a good share on each side.
-    assert total * 0.05 < outcome.caught < total * 0.95, outcome.caught
+    # The race was run: some were interrupted, some ended first. (How many
+    # depends on how busy the watchdog's CPU budget lets it be: 2 % of a core.)
+    assert total * 0.01 < outcome.caught < total * 0.95, outcome.caught
 
 
 def through_the_wsgi_middleware(provider, seconds: float) -> None:

@@ -73,12 +73,16 @@ class ThreadOwner:
 
     __slots__ = ("ident", "starter", "start_lasti", "_candidates", "thread_ident", "same_thread")
 
-    def __init__(self, ident: int, starter: Optional[FrameType]) -> None:
+    def __init__(self, ident: int, starter: Optional[FrameType], start_lasti: Optional[int] = None) -> None:
         self.ident = ident
         self.starter = starter
         #: The starter's instruction as the span started: a ``with`` statement
         #: or a plain ``start_span`` call (see ``interrupt.scoped``).
-        self.start_lasti = starter.f_lasti if starter is not None else -1
+        # Where the starter stood when the span started (``scoped``): given by
+        # a caller that made the owner later, read now otherwise.
+        if start_lasti is None:
+            start_lasti = starter.f_lasti if starter is not None else -1
+        self.start_lasti = start_lasti
         self._candidates: Optional[dict] = None
         #: The thread whose frames end the last capture: a pool thread while
         #: this one waits on a ``concurrent.futures`` future it works on.
@@ -483,6 +487,15 @@ def send_parked(ident: int, exc_type: type, safe_here: Callable[[FrameType], boo
 
     True: sent; None: not at a safe point now; False: gone or moved.
     """
+    # The walk that decides can be long (a recursion 20,000 frames deep): do
+    # it first, outside the window. Inside it, a thread still in that same
+    # innermost frame object is still on that same stack: the exception lands
+    # in that frame, which the walk found safe.
+    checked = _current_frames().get(ident)
+    if checked is None:
+        return False
+    if not safe_here(checked):
+        return None
     enabled = gc.isenabled()
     gc.disable()
     try:
@@ -493,24 +506,23 @@ def send_parked(ident: int, exc_type: type, safe_here: Callable[[FrameType], boo
             innermost = _current_frames().get(ident)
             if innermost is None:
                 return False
-            if not safe_here(innermost):
+            if innermost is not checked and not safe_here(innermost):
                 return None
             if _clock() - began < _switch_interval() / 2:
                 break
             # The OS took this thread away meanwhile: another thread may be
             # asking for the GIL by now. Check again on a fresh hold.
+            checked = innermost
         else:
             return None
-        lasti = innermost.f_lasti
         thread = ctypes.c_ulong(ident)
         done = _set_async_exc(thread, ctypes.py_object(exc_type))
         if done != 1:
             if done:
                 _set_async_exc(thread, None)
             return False
-        after = _current_frames().get(ident)
-        if after is not innermost or after.f_lasti != lasti:
-            _set_async_exc(thread, None)  # it ran meanwhile: never a second try
+        if _current_frames().get(ident) is not innermost:
+            _set_async_exc(thread, None)  # it ran into another frame meanwhile: never a second try
             return False
         return True
     finally:

@@ -126,8 +126,10 @@ class SlowStackProcessor(SpanProcessor):
                 owner = task_or_greenlet_owner(starter, spans)
             span_id = span.context[1]
             start_ns = monotonic_ns()
-            spans[span_id] = Watched(span, span_id, start_ns, threshold, get_ident(), starter, owner)
+            watched = spans[span_id] = Watched(span, span_id, start_ns, threshold, get_ident(), starter, owner)
             if self._interrupting:
+                if starter is not None:
+                    watched.start_lasti = starter.f_lasti
                 interrupt_signal.install()  # a no-op but on the main thread, and there once
             offset = self._first_due.get(threshold, _UNKNOWN)
             if offset is _UNKNOWN:

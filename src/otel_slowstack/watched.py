@@ -85,6 +85,9 @@ class Watched:
     calls: Any = None  # counters.Calls, once a child span has been counted
     children: Optional[dict] = None
     interrupt_state = 0  # see interrupt.py: IDLE, DECIDING, SENT
+    #: The starter frame's instruction when the span started; read in
+    #: ``on_start`` only when interrupts are on (see ``interrupt.scoped``).
+    start_lasti = -1
     _owner: Any = None
 
     def __init__(
@@ -113,7 +116,7 @@ class Watched:
         if owner is None and not self.ended:
             from .owners import ThreadOwner
 
-            owner = self._owner = ThreadOwner(self.ident, self.starter)
+            owner = self._owner = ThreadOwner(self.ident, self.starter, self.start_lasti)
         return owner
 
     def release(self) -> None:
