@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import sys
 import threading
+from contextvars import ContextVar
 from types import FrameType
 from typing import Any, Optional
 
@@ -51,6 +52,12 @@ MAX_REPEAT_EVENTS = 20
 
 # Children of one request can end on several threads at once.
 _lock = threading.Lock()
+
+#: True while the code running is not the watched span's own work although
+#: it runs under it: Celery's result backend storing a task's outcome after
+#: the task returned (set by ``celery_hooks``). Client spans ending then are
+#: not counted.
+not_counted: ContextVar = ContextVar("otel_slowstack_not_counted", default=False)
 
 
 def classify(span: Any, attributes: Any = None) -> Optional[str]:
@@ -89,7 +96,7 @@ def child_ended(watched: Watched, span: Any, settings: Settings) -> Optional[str
     """Count an ended descendant of ``watched``; returns its class when counted."""
     attributes = _attributes_of(span)
     kind = classify(span, attributes)
-    if kind is None:
+    if kind is None or not_counted.get():
         return None
     start, end = span.start_time, span.end_time
     duration = end - start if start and end else 0

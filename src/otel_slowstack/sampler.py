@@ -19,6 +19,10 @@ from .stacktrace import format_stack
 from .watched import Watched
 
 EVENT_NAME = "slowstack.sample"
+#: A snapshot taken this soon after a sample (both due at the same moment,
+#: as at 10 s with the defaults) measures from the sample before, not from
+#: a few microseconds ago.
+MIN_RATIO_WINDOW_NS = 50_000_000
 
 
 def stack_budget(span: Any, settings: Settings) -> int:
@@ -85,6 +89,20 @@ def _call_label(span: Any) -> str:
     return span.name
 
 
+def _baseline(watched: Watched, now_ns: int, advance: bool) -> tuple:
+    """``(cpu_ns, monotonic_ns)`` the ratio is measured from.
+
+    Samples (``advance``) measure since the previous sample, or since the
+    span started, and move that baseline on. Snapshots measure the same way
+    without moving it, so the samples' own ratios are not disturbed.
+    """
+    last_cpu_ns, last_ns = watched.last_cpu_ns, watched.last_sample_ns
+    if not advance and now_ns - last_ns < MIN_RATIO_WINDOW_NS:
+        if watched.previous_cpu_ns is not None:
+            return watched.previous_cpu_ns, watched.previous_sample_ns
+    return last_cpu_ns, last_ns
+
+
 def sample_attributes(
     watched: Watched,
     trigger: str,
@@ -94,7 +112,10 @@ def sample_attributes(
     frames_by_thread: Optional[dict] = None,
     advance: bool = True,
 ) -> Optional[dict]:
-    """Every attribute of a ``slowstack.sample`` event, or None if there is no honest stack."""
+    """Every attribute of a ``slowstack.sample`` event, or None if there is no honest stack.
+
+    ``advance=False`` (snapshots) leaves the samples' CPU baseline where it is.
+    """
     owner = watched.owner
     stack = capture_stack(watched, settings, frames_by_thread)
     if stack is None or owner is None:
@@ -115,11 +136,14 @@ def sample_attributes(
         "slowstack.http.duration_ms": watched.http_ns / 1e6,
     }
     # A task's work may move between the loop thread and a pool thread: compare one clock only.
-    if cpu_now is not None and watched.last_cpu_ns is not None and getattr(owner, "same_thread", True):
-        value = cpu.ratio(cpu_now - watched.last_cpu_ns, now_ns - watched.last_sample_ns)
-        if value is not None:
-            attributes["slowstack.cpu_ratio"] = value
+    if cpu_now is not None and getattr(owner, "same_thread", True):
+        last_cpu_ns, last_ns = _baseline(watched, now_ns, advance)
+        if last_cpu_ns is not None:
+            value = cpu.ratio(cpu_now - last_cpu_ns, now_ns - last_ns)
+            if value is not None:
+                attributes["slowstack.cpu_ratio"] = value
     if advance:
+        watched.previous_cpu_ns, watched.previous_sample_ns = watched.last_cpu_ns, watched.last_sample_ns
         watched.last_cpu_ns = cpu_now
         watched.last_sample_ns = now_ns
     flight = in_flight(watched, time.time_ns())

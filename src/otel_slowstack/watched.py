@@ -70,6 +70,9 @@ class Watched:
     db_last: Optional[tuple] = None
     #: ``slowstack.n_plus_one`` events added so far
     repeats_reported = 0
+    #: the CPU baseline before the last sample's (see ``sampler._baseline``)
+    previous_cpu_ns: Optional[int] = None
+    previous_sample_ns = 0
 
     def __init__(
         self,

@@ -1,0 +1,137 @@
+"""Celery: our signal handlers in force in the worker and its pool children,
+and the result backend's calls kept apart from the task's own.
+
+Nothing to configure: the hooks are set as soon as the modules concerned are
+imported (or at once, if they already are), wherever otel-slowstack runs.
+
+Signals. A Celery worker sets its own handlers when it starts
+(``Worker.install_platform_tweaks``): SIGTERM is a warm shutdown (running
+tasks finish: snapshots only, nothing ended), SIGQUIT and SIGINT a cold one
+(running tasks are cancelled: final samples, spans ended). Ours are chained
+in front again right after. Each prefork child is forked by billiard, whose
+``reset_signals`` replaces SIGTERM and SIGQUIT with ``_shutdown_cleanup``,
+which exits the child: that SIGTERM is a task's hard time limit (SIGKILL
+follows 0.1 s later) or ``kill -TERM`` of the child, so there it means "die
+now". Celery's ``worker_process_init`` signal, sent in each child after the
+reset, chains ours again with that meaning. The solo pool sends the same
+signal in the worker itself, whose SIGTERM keeps its warm meaning.
+
+Result backend. opentelemetry-instrumentation-celery's ``run/<task>`` span
+also covers storing the task's outcome (``mark_as_done`` and friends: a
+Redis ``SET`` and ``PUBLISH``, a chord's counter), after the task function
+returned. Client spans that end inside those calls are not counted in the
+task's ``slowstack.db.*``/``slowstack.http.*`` nor in its N+1 detection
+(see ``counters.not_counted``); they stay in the trace as they are.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+from typing import Any
+
+_logger = logging.getLogger("otel_slowstack")
+_installed = False
+_patched: set = set()
+
+#: ``Backend`` methods that store a task's outcome after the task returned.
+BACKEND_METHODS = ("mark_as_done", "mark_as_failure", "mark_as_retry", "mark_as_revoked")
+
+
+def install() -> None:
+    """Register the post-import hooks once; harmless where Celery is never imported."""
+    global _installed
+    if _installed:
+        return
+    _installed = True
+    try:
+        from wrapt import register_post_import_hook
+    except ImportError:  # wrapt comes with opentelemetry-instrumentation
+        return
+    register_post_import_hook(_hook_worker, "celery.apps.worker")
+    register_post_import_hook(_hook_children, "celery.signals")
+    register_post_import_hook(_hook_backend, "celery.backends.base")
+
+
+def _once(name: str) -> bool:
+    if name in _patched:
+        return False
+    _patched.add(name)
+    return True
+
+
+def _hook_worker(module: Any) -> None:
+    try:
+        from wrapt import wrap_function_wrapper
+
+        if hasattr(getattr(module, "Worker", None), "install_platform_tweaks") and _once("worker"):
+            wrap_function_wrapper(module, "Worker.install_platform_tweaks", _after_platform_tweaks)
+    except Exception:
+        _logger.exception("otel-slowstack: could not hook the Celery worker's signals")
+
+
+def _hook_children(module: Any) -> None:
+    try:
+        if _once("children"):
+            module.worker_process_init.connect(_in_pool_process, weak=False)
+    except Exception:
+        _logger.exception("otel-slowstack: could not hook Celery's pool processes")
+
+
+def _hook_backend(module: Any) -> None:
+    try:
+        from wrapt import wrap_function_wrapper
+
+        backend = getattr(module, "Backend", None)
+        if backend is None or not _once("backend"):
+            return
+        for name in BACKEND_METHODS:
+            if hasattr(backend, name):
+                wrap_function_wrapper(module, f"Backend.{name}", _not_the_tasks)
+    except Exception:
+        _logger.exception("otel-slowstack: could not hook Celery's result backend")
+
+
+def _after_platform_tweaks(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
+    result = wrapped(*args, **kwargs)
+    try:
+        import os
+
+        from . import shutdown
+
+        # Celery's own switch: SIGTERM as a cold shutdown.
+        cold_term = os.environ.get("REMAP_SIGTERM", "").upper() in ("SIGQUIT", "QUIT")
+        shutdown.install_signal_handlers({signal.SIGTERM: not cold_term})
+    except Exception:
+        _logger.exception("otel-slowstack: could not chain the signal handlers in the Celery worker")
+    return result
+
+
+def _in_pool_process(*args: Any, **kwargs: Any) -> None:
+    try:
+        from . import shutdown
+
+        meanings = {}
+        for name in ("SIGTERM", "SIGQUIT"):
+            signum = getattr(signal, name, None)
+            if signum is not None and _is_billiard_exit(signal.getsignal(signum)):
+                meanings[signum] = False  # the child's way to die
+        shutdown.install_signal_handlers(meanings)
+    except Exception:
+        _logger.exception("otel-slowstack: could not chain the signal handlers in a Celery pool process")
+
+
+def _is_billiard_exit(handler: Any) -> bool:
+    return getattr(handler, "__name__", "") == "_shutdown_cleanup" and "billiard" in str(
+        getattr(handler, "__module__", "")
+    )
+
+
+def _not_the_tasks(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
+    from . import counters
+
+    token = counters.not_counted.set(True)
+    try:
+        return wrapped(*args, **kwargs)
+    finally:
+        counters.not_counted.reset(token)

@@ -1,0 +1,61 @@
+"""uvicorn: a graceful stop snapshots the requests still running.
+
+uvicorn does not chain signal handlers: while it serves, SIGINT and SIGTERM
+go to ``Server.handle_exit`` alone, set by ``signal.signal`` over whatever was
+there (ours included), and put back when it stops. Both mean a graceful
+stop: uvicorn stops accepting and waits for the requests in flight (a second
+SIGINT forces the exit). So ``handle_exit`` is wrapped, as soon as
+``uvicorn.server`` is imported, to take a snapshot of every span past its
+threshold before uvicorn's own handling; nothing is ended early. This covers
+plain ``uvicorn`` and gunicorn's ``UvicornWorker`` alike, which runs the same
+``Server``. When uvicorn is done it raises the signal again, and our chained
+handler, in force once more, ends whatever is still open.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+_logger = logging.getLogger("otel_slowstack")
+_installed = False
+_patched = False
+
+
+def install() -> None:
+    """Register the post-import hook once; harmless where uvicorn is never imported."""
+    global _installed
+    if _installed:
+        return
+    _installed = True
+    try:
+        from wrapt import register_post_import_hook
+    except ImportError:  # wrapt comes with opentelemetry-instrumentation
+        return
+    register_post_import_hook(_patch, "uvicorn.server")
+
+
+def _patch(module: Any) -> None:
+    global _patched
+    try:
+        from wrapt import wrap_function_wrapper
+
+        if _patched or not hasattr(getattr(module, "Server", None), "handle_exit"):
+            return
+        wrap_function_wrapper(module, "Server.handle_exit", _handle_exit)
+        _patched = True
+    except Exception:
+        _logger.exception("otel-slowstack: could not hook uvicorn's signal handling")
+
+
+def _handle_exit(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
+    try:
+        from . import shutdown
+
+        signum = args[0] if args else kwargs.get("sig")
+        frame = args[1] if len(args) > 1 else kwargs.get("frame")
+        if isinstance(signum, int):
+            shutdown.on_signal(signum, frame, graceful=True)
+    except Exception:
+        _logger.exception("otel-slowstack: snapshotting on uvicorn's stop failed")
+    return wrapped(*args, **kwargs)
