@@ -12,9 +12,13 @@ in front again right after. Each prefork child is forked by billiard, whose
 ``reset_signals`` replaces SIGTERM and SIGQUIT with ``_shutdown_cleanup``,
 which exits the child: that SIGTERM is a task's hard time limit (SIGKILL
 follows 0.1 s later) or ``kill -TERM`` of the child, so there it means "die
-now". Celery's ``worker_process_init`` signal, sent in each child after the
-reset, chains ours again with that meaning. The solo pool sends the same
-signal in the worker itself, whose SIGTERM keeps its warm meaning.
+now". billiard 4.3 resets them in ``Worker.after_fork`` *after* running the
+pool's initializer, which is what sends Celery's ``worker_process_init``; so
+ours are chained again when ``after_fork`` returns, and also on
+``worker_process_init`` (for a billiard that resets first). Only a handler
+that is billiard's ``_shutdown_cleanup`` gets the "die now" meaning: the solo
+pool sends ``worker_process_init`` in the worker itself, whose SIGTERM keeps
+its warm meaning.
 
 Result backend. opentelemetry-instrumentation-celery's ``run/<task>`` span
 also covers storing the task's outcome (``mark_as_done`` and friends: a
@@ -50,6 +54,7 @@ def install() -> None:
         return
     register_post_import_hook(_hook_worker, "celery.apps.worker")
     register_post_import_hook(_hook_children, "celery.signals")
+    register_post_import_hook(_hook_billiard, "billiard.pool")
     register_post_import_hook(_hook_backend, "celery.backends.base")
 
 
@@ -76,6 +81,22 @@ def _hook_children(module: Any) -> None:
             module.worker_process_init.connect(_in_pool_process, weak=False)
     except Exception:
         _logger.exception("otel-slowstack: could not hook Celery's pool processes")
+
+
+def _hook_billiard(module: Any) -> None:
+    try:
+        from wrapt import wrap_function_wrapper
+
+        if hasattr(getattr(module, "Worker", None), "after_fork") and _once("billiard"):
+            wrap_function_wrapper(module, "Worker.after_fork", _after_fork)
+    except Exception:
+        _logger.exception("otel-slowstack: could not hook billiard's pool processes")
+
+
+def _after_fork(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
+    result = wrapped(*args, **kwargs)
+    _in_pool_process()
+    return result
 
 
 def _hook_backend(module: Any) -> None:
