@@ -1,7 +1,7 @@
 """Background jobs: Celery tasks watched like requests, killed ones included.
 
 Run a worker under OpenTelemetry, unchanged (Redis as broker and result
-backend; any pool: ``prefork``, the default, ``threads`` or ``gevent``)::
+backend; the ``prefork`` pool, the default, or ``--pool threads``)::
 
     OTEL_PYTHON_SLOWSTACK_THRESHOLD=500 \\
     opentelemetry-instrument --traces_exporter console \\
@@ -16,6 +16,7 @@ Tasks:
 
 - ``reindex(seconds)``      waits on I/O: samples with ``cpu_ratio`` near 0
 - ``crunch(seconds)``       computes: ``cpu_ratio`` near 1
+- ``fetch_feed(seconds)``   waits, then retries once: each run is a span
 - ``stuck(seconds)``        waits far longer than any time limit; send it with
                             ``time_limit=2`` (killed by the pool) or
                             ``soft_time_limit=1`` (``SoftTimeLimitExceeded``)
@@ -64,6 +65,14 @@ def compute_checksums(seconds: float) -> int:
         for i in range(10_000):
             total = (total * 31 + i) % 1_000_003
     return total
+
+
+@app.task(bind=True, max_retries=1)
+def fetch_feed(self, seconds: float = 1.0) -> str:
+    wait_for_index(seconds)
+    if self.request.retries == 0:
+        raise self.retry(countdown=1)
+    return "fetched"
 
 
 @app.task

@@ -195,7 +195,28 @@ def test_hard_time_limit_kill_keeps_the_final_sample(pool, client):
     _assert_named(earlier[0], "stuck")
 
 
-def test_kill_term_of_the_pool_process_mid_task(pool, client):
+def test_retry_and_group_runs_are_spans_of_their_own(pool, client):
+    from celery import group
+
+    _, receiver, worker = pool
+    t0 = time.time_ns()
+    client.send_task("celery_tasks.fetch_feed", kwargs={"seconds": 0.8}, queue=worker.queue).get(timeout=60)
+    runs = receiver.wait_for(_since(t0, _task_span("fetch_feed")), count=2)
+    t1 = time.time_ns()
+    job = group(client.signature("celery_tasks.reindex", kwargs={"seconds": 0.8}, queue=worker.queue) for _ in range(2))
+    job.apply_async().get(timeout=60)
+    members = receiver.wait_for(_since(t1, _task_span("reindex")), count=2)
+    for span in runs + members:
+        found = samples(span)
+        assert found, span
+        duration_ms = (span["end_ns"] - span["start_ns"]) / 1e6
+        # Each run's samples are its own: measured from its own start, in its own code.
+        assert all(s["slowstack.elapsed_ms"] <= duration_ms for s in found)
+        assert all("in wait_for_index" in s["code.stacktrace"] for s in found[:-1])
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGQUIT])
+def test_kill_of_the_pool_process_mid_task(pool, client, signum):
     name, receiver, worker = pool
     if name != "prefork":
         pytest.skip("only the prefork pool runs tasks in pool processes")
@@ -203,12 +224,12 @@ def test_kill_term_of_the_pool_process_mid_task(pool, client):
     client.send_task("celery_tasks.stuck", kwargs={"seconds": 30}, queue=worker.queue)
     receiver.wait_for(_since(t0, _snapshot("stuck", "snapshot")), timeout=60)  # in flight
     (child,) = worker.children()
-    os.kill(child, signal.SIGTERM)
+    os.kill(child, signum)
     final = receiver.wait_for(_since(t0, _snapshot("stuck", "signal")))[0]
     _assert_named(final, "stuck")
     # The process lived long enough to end the task's span too.
     span = receiver.wait_for(_since(t0, _task_span("stuck")))[0]
-    assert span["status"] == "error" and "SIGTERM" in span["status_message"]
+    assert span["status"] == "error" and signal.Signals(signum).name in span["status_message"]
     assert samples(span)[-1]["slowstack.trigger"] == "signal"
     assert final["parent_span_id"] == span["span_id"]
     assert wait_until(lambda: len(worker.children()) == 1 and child not in worker.children(), timeout=30)

@@ -9,6 +9,10 @@ thread the request handed work to with its context. The totals are written
 on the watched span as each child ends, because after the watched span ends
 nothing can be added to it.
 
+Calls that run under the span but are not its own work are not counted:
+Celery's result backend storing a task's outcome after the task function
+returned (``celery_hooks`` marks those moments with ``not_counted``).
+
 One call traced twice, by an ORM's instrumentation (SQLAlchemy's) and by
 the driver's beneath it, counts once: a database span that wraps, on the
 same thread, the database span counted just before it with the same
