@@ -38,10 +38,11 @@ def _assert_graceful_snapshot(receiver, send_sigterm) -> None:
     assert not [s for s in receiver.spans if s["kind"] == "server" and s["name"] == "GET /stuck"]
 
 
-def test_plain_uvicorn_sigterm(receiver):
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_plain_uvicorn_graceful_stop(receiver, signum):
     with uvicorn(receiver.endpoint, **SETTINGS) as server:
         server.get_in_background("/stuck?seconds=60")
-        _assert_graceful_snapshot(receiver, lambda: server.signal(signal.SIGTERM))
+        _assert_graceful_snapshot(receiver, lambda: server.signal(signum))
         server.stop(timeout=2)  # uvicorn would wait the minute out
 
 
