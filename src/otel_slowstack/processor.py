@@ -168,9 +168,7 @@ class SlowStackProcessor(SpanProcessor):
             trigger = "threshold" if watched.samples == 1 else "interval"
             self._record(watched, span, trigger, watched.samples, now_ns)
         if SNAPSHOT in due:
-            provider = self._snapshot(watched, span, "snapshot", watched.snapshots, now_ns)
-            if provider is not None:
-                self._flusher.request(provider)
+            self._snapshot(watched, span, "snapshot", watched.snapshots, now_ns)  # flushed once ended
         if INTERRUPT in due:
             index = watched.samples + 1
             if self._record(watched, span, "interrupt", index, now_ns):  # False: ended or moved on

@@ -10,10 +10,16 @@ ordinary span, so every exporter and backend shows it nested in the slow
 request's trace.
 
 "At once" means the exporters are flushed right after the snapshot span
-ends. A flush blocks for as long as an export takes, so it runs on one
-``Flusher`` thread of its own, started on the first snapshot and woken by a
-lock: neither the watchdog nor any request ever waits for it, and requests
-arriving while a flush runs are folded into the next one.
+ends. Neither happens on the watchdog thread: with the SDK's
+``SimpleSpanProcessor`` ending a span exports it, synchronously, on the
+thread that ends it, and a backend that does not answer would hold the
+watchdog (and every other span's samples and interrupts) for the exporter's
+whole timeout. The watchdog takes the sample and hands it to the
+``Flusher``: one thread ends snapshot spans, another flushes (a flush
+blocks for as long as an export takes, and snapshots taken meanwhile must
+not wait behind it). Both are started on the first snapshot and woken by a
+lock; neither the watchdog nor any request ever waits for them, and flush
+requests arriving while a flush runs are folded into the next one.
 
 Which tracer provider? The one given as ``SlowStackProcessor(tracer_provider=
 ...)`` (the instrumentor always passes it); otherwise the global provider,
@@ -30,13 +36,6 @@ by are copied under the prefix ``slowstack.subject.``: ``http.route``,
 ``messaging.system``, ``messaging.destination.name`` and Celery's
 ``celery.task_name``. Prefixed, so that span metrics and queries by
 ``http.route`` never count a snapshot as a request.
-
-No snapshot span is ended on the watchdog thread: with the SDK's
-``SimpleSpanProcessor`` ending a span exports it, synchronously, on the
-thread that ends it, and a backend that does not answer would hold the
-watchdog (and every other span's samples and interrupts) for the exporter's
-whole timeout. The watchdog takes the sample and hands it to the flusher
-thread, which ends the snapshot span and then flushes.
 
 A process about to be killed (a Celery task past its hard time limit gets
 SIGKILL 0.1 s after SIGTERM) cannot wait for a batch flush: ``export_at_once``
@@ -230,62 +229,43 @@ class Tracers:
         return found[1]
 
 
-class Flusher:
-    """Ends snapshot spans and flushes tracer providers, on a thread of its own.
+class _Woken:
+    """A daemon OS thread, started on first use, that runs ``work()`` each time
+    it is woken; a wake-up during ``work`` makes it run once more, so none is lost."""
 
-    ``emit`` and ``request`` never block: they note the work and wake the
-    thread. Snapshots are ended before flushes, in the order they were taken.
-    """
+    def __init__(self, work: Any, name: str) -> None:
+        self._work = work
+        self._name = name
+        self.reset()
 
-    def __init__(self, timeout_ms: int = FLUSH_TIMEOUT_MS) -> None:
-        self.timeout_ms = timeout_ms
-        self.flushes = 0
-        self._reset()
-        if hasattr(os, "register_at_fork"):
-            ref = weakref.WeakMethod(self._reset)
-            os.register_at_fork(after_in_child=lambda: (ref() or (lambda: None))())
-
-    def _reset(self) -> None:
+    def reset(self) -> None:
         """Fresh state; in a forked child the parent's thread does not exist."""
-        self._pending: dict = {}
-        self._snapshots: deque = deque(maxlen=MAX_QUEUED)
         self._mutex = realthread.allocate_lock()
         self._wake = realthread.allocate_lock()
         self._wake.acquire()
         self._started = False
-        self._stopped = False
+        self.stopped = False
 
-    def emit(self, tracer: Any, parent: Any, attributes: dict, wall_ns: int, provider: Any) -> None:
-        """Have a snapshot span ended on the flusher thread, then ``provider`` flushed."""
-        if self._stopped:
+    def wake(self) -> None:
+        if self.stopped:
             return
-        self._snapshots.append((tracer, parent, attributes, wall_ns))  # deque: thread-safe
-        self.request(provider)
-
-    def request(self, provider: Any) -> None:
-        if self._stopped:
-            return
-        self._pending[id(provider)] = provider
         if not self._started:
             with self._mutex:
                 start = not self._started
                 self._started = True
             if start:
-                realthread.start_thread(self._run, "otel-slowstack-flusher")
+                realthread.start_thread(self._run, self._name)
+        self._release()
+
+    def stop(self) -> None:
+        self.stopped = True
+        self._release()
+
+    def _release(self) -> None:
         if self._wake.locked():
             try:
                 self._wake.release()
             except RuntimeError:  # released by another thread meanwhile
-                pass
-
-    def stop(self) -> None:
-        self._stopped = True
-        self._pending.clear()
-        self._snapshots.clear()
-        if self._wake.locked():
-            try:
-                self._wake.release()
-            except RuntimeError:
                 pass
 
     def _run(self) -> None:
@@ -293,21 +273,76 @@ class Flusher:
         try:
             while True:
                 wake.acquire()
-                if self._stopped:
+                if self.stopped:
                     return
-                snapshots = self._snapshots
-                while snapshots:
-                    tracer, parent, attributes, wall_ns = snapshots.popleft()
-                    try:
-                        emit(tracer, parent, attributes, wall_ns)
-                    except Exception:
-                        _logger.exception("otel-slowstack: ending a snapshot span failed")
-                while self._pending:
-                    _, provider = self._pending.popitem()
-                    try:
-                        provider.force_flush(self.timeout_ms)
-                    except Exception:
-                        _logger.exception("otel-slowstack: flushing a snapshot failed")
-                    self.flushes += 1
+                self._work()
         finally:
             self._started = False
+
+
+class Flusher:
+    """Ends snapshot spans, and flushes tracer providers, off the watchdog.
+
+    Two threads, so that neither waits for the other: ending a snapshot
+    span is quick with a batch processor (it is queued), while a flush to a
+    slow backend can take seconds, and snapshots taken meanwhile must not
+    queue behind it. With a ``SimpleSpanProcessor`` ending a span is the
+    export itself; then only the snapshot thread waits. ``emit`` and
+    ``request`` never block: they note the work and wake a thread. A
+    provider is flushed after the snapshots handed over before it.
+    """
+
+    def __init__(self, timeout_ms: int = FLUSH_TIMEOUT_MS) -> None:
+        self.timeout_ms = timeout_ms
+        self.flushes = 0
+        self._ender = _Woken(self._end_snapshots, "otel-slowstack-snapshots")
+        self._flusher = _Woken(self._flush_pending, "otel-slowstack-flusher")
+        self._reset()
+        if hasattr(os, "register_at_fork"):
+            ref = weakref.WeakMethod(self._reset)
+            os.register_at_fork(after_in_child=lambda: (ref() or (lambda: None))())
+
+    def _reset(self) -> None:
+        self._pending: dict = {}
+        self._snapshots: deque = deque(maxlen=MAX_QUEUED)  # the oldest go first when full
+        self._ender.reset()
+        self._flusher.reset()
+
+    def emit(self, tracer: Any, parent: Any, attributes: dict, wall_ns: int, provider: Any) -> None:
+        """Have a snapshot span ended off this thread, then ``provider`` flushed."""
+        if self._ender.stopped:
+            return
+        self._snapshots.append((tracer, parent, attributes, wall_ns, provider))  # deque: thread-safe
+        self._ender.wake()
+
+    def request(self, provider: Any) -> None:
+        """Have ``provider`` flushed; snapshots handed to ``emit`` ask for it themselves."""
+        if self._flusher.stopped:
+            return
+        self._pending[id(provider)] = provider
+        self._flusher.wake()
+
+    def stop(self) -> None:
+        self._pending.clear()
+        self._snapshots.clear()
+        self._ender.stop()
+        self._flusher.stop()
+
+    def _end_snapshots(self) -> None:
+        snapshots = self._snapshots
+        while snapshots and not self._ender.stopped:
+            tracer, parent, attributes, wall_ns, provider = snapshots.popleft()
+            try:
+                emit(tracer, parent, attributes, wall_ns)
+            except Exception:
+                _logger.exception("otel-slowstack: ending a snapshot span failed")
+            self.request(provider)
+
+    def _flush_pending(self) -> None:
+        while self._pending and not self._flusher.stopped:
+            _, provider = self._pending.popitem()
+            try:
+                provider.force_flush(self.timeout_ms)
+            except Exception:
+                _logger.exception("otel-slowstack: flushing a snapshot failed")
+            self.flushes += 1
