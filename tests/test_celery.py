@@ -203,7 +203,8 @@ def test_retry_and_group_runs_are_spans_of_their_own(pool, client):
     client.send_task("celery_tasks.fetch_feed", kwargs={"seconds": 0.8}, queue=worker.queue).get(timeout=60)
     runs = receiver.wait_for(_since(t0, _task_span("fetch_feed")), count=2)
     t1 = time.time_ns()
-    job = group(client.signature("celery_tasks.reindex", kwargs={"seconds": 0.8}, queue=worker.queue) for _ in range(2))
+    member = client.signature("celery_tasks.reindex", kwargs={"seconds": 0.8}, queue=worker.queue)
+    job = group(member.clone() for _ in range(2))
     job.apply_async().get(timeout=60)
     members = receiver.wait_for(_since(t1, _task_span("reindex")), count=2)
     for span in runs + members:

@@ -34,83 +34,43 @@ import logging
 import signal
 from typing import Any
 
+from .import_hooks import wrap_once, when_imported
+
 _logger = logging.getLogger("otel_slowstack")
 _installed = False
-_patched: set = set()
 
 #: ``Backend`` methods that store a task's outcome after the task returned.
 BACKEND_METHODS = ("mark_as_done", "mark_as_failure", "mark_as_retry", "mark_as_revoked")
 
 
 def install() -> None:
-    """Register the post-import hooks once; harmless where Celery is never imported."""
+    """Hook Celery and billiard once they are imported; harmless where they never are."""
     global _installed
     if _installed:
         return
     _installed = True
-    try:
-        from wrapt import register_post_import_hook
-    except ImportError:  # wrapt comes with opentelemetry-instrumentation
-        return
-    register_post_import_hook(_hook_worker, "celery.apps.worker")
-    register_post_import_hook(_hook_children, "celery.signals")
-    register_post_import_hook(_hook_billiard, "billiard.pool")
-    register_post_import_hook(_hook_backend, "celery.backends.base")
+    when_imported(
+        "celery.apps.worker", lambda m: wrap_once(m, "Worker.install_platform_tweaks", _after_platform_tweaks)
+    )
+    when_imported("celery.signals", _connect_pool_process_init)
+    when_imported("billiard.pool", lambda m: wrap_once(m, "Worker.after_fork", _after_fork))
+    when_imported("celery.backends.base", _hook_backend)
 
 
-def _once(name: str) -> bool:
-    if name in _patched:
-        return False
-    _patched.add(name)
-    return True
+def _connect_pool_process_init(module: Any) -> None:
+    # weak=False: a module-level function; dispatch_uid: connected once.
+    module.worker_process_init.connect(_in_pool_process, weak=False, dispatch_uid="otel_slowstack")
 
 
-def _hook_worker(module: Any) -> None:
-    try:
-        from wrapt import wrap_function_wrapper
-
-        if hasattr(getattr(module, "Worker", None), "install_platform_tweaks") and _once("worker"):
-            wrap_function_wrapper(module, "Worker.install_platform_tweaks", _after_platform_tweaks)
-    except Exception:
-        _logger.exception("otel-slowstack: could not hook the Celery worker's signals")
-
-
-def _hook_children(module: Any) -> None:
-    try:
-        if _once("children"):
-            module.worker_process_init.connect(_in_pool_process, weak=False)
-    except Exception:
-        _logger.exception("otel-slowstack: could not hook Celery's pool processes")
-
-
-def _hook_billiard(module: Any) -> None:
-    try:
-        from wrapt import wrap_function_wrapper
-
-        if hasattr(getattr(module, "Worker", None), "after_fork") and _once("billiard"):
-            wrap_function_wrapper(module, "Worker.after_fork", _after_fork)
-    except Exception:
-        _logger.exception("otel-slowstack: could not hook billiard's pool processes")
+def _hook_backend(module: Any) -> None:
+    for name in BACKEND_METHODS:
+        wrap_once(module, f"Backend.{name}", _not_the_tasks)
 
 
 def _after_fork(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
     result = wrapped(*args, **kwargs)
     _in_pool_process()
     return result
-
-
-def _hook_backend(module: Any) -> None:
-    try:
-        from wrapt import wrap_function_wrapper
-
-        backend = getattr(module, "Backend", None)
-        if backend is None or not _once("backend"):
-            return
-        for name in BACKEND_METHODS:
-            if hasattr(backend, name):
-                wrap_function_wrapper(module, f"Backend.{name}", _not_the_tasks)
-    except Exception:
-        _logger.exception("otel-slowstack: could not hook Celery's result backend")
 
 
 def _after_platform_tweaks(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:

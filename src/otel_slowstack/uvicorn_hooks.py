@@ -17,35 +17,18 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from .import_hooks import wrap_once, when_imported
+
 _logger = logging.getLogger("otel_slowstack")
 _installed = False
-_patched = False
 
 
 def install() -> None:
-    """Register the post-import hook once; harmless where uvicorn is never imported."""
+    """Hook uvicorn's server once it is imported; harmless where it never is."""
     global _installed
-    if _installed:
-        return
-    _installed = True
-    try:
-        from wrapt import register_post_import_hook
-    except ImportError:  # wrapt comes with opentelemetry-instrumentation
-        return
-    register_post_import_hook(_patch, "uvicorn.server")
-
-
-def _patch(module: Any) -> None:
-    global _patched
-    try:
-        from wrapt import wrap_function_wrapper
-
-        if _patched or not hasattr(getattr(module, "Server", None), "handle_exit"):
-            return
-        wrap_function_wrapper(module, "Server.handle_exit", _handle_exit)
-        _patched = True
-    except Exception:
-        _logger.exception("otel-slowstack: could not hook uvicorn's signal handling")
+    if not _installed:
+        _installed = True
+        when_imported("uvicorn.server", lambda m: wrap_once(m, "Server.handle_exit", _handle_exit))
 
 
 def _handle_exit(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
