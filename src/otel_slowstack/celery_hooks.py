@@ -37,7 +37,6 @@ from typing import Any
 from .import_hooks import wrap_once, when_imported
 
 _logger = logging.getLogger("otel_slowstack")
-_installed = False
 
 #: ``Backend`` methods that store a task's outcome after the task returned.
 BACKEND_METHODS = ("mark_as_done", "mark_as_failure", "mark_as_retry", "mark_as_revoked")
@@ -45,10 +44,6 @@ BACKEND_METHODS = ("mark_as_done", "mark_as_failure", "mark_as_retry", "mark_as_
 
 def install() -> None:
     """Hook Celery and billiard once they are imported; harmless where they never are."""
-    global _installed
-    if _installed:
-        return
-    _installed = True
     when_imported(
         "celery.apps.worker", lambda m: wrap_once(m, "Worker.install_platform_tweaks", _after_platform_tweaks)
     )

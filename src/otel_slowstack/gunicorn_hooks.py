@@ -23,15 +23,11 @@ from typing import Any
 from .import_hooks import wrap_once, when_imported
 
 _logger = logging.getLogger("otel_slowstack")
-_installed = False
 
 
 def install() -> None:
     """Hook gunicorn's worker once it is imported; harmless where it never is."""
-    global _installed
-    if not _installed:
-        _installed = True
-        when_imported("gunicorn.workers.base", lambda m: wrap_once(m, "Worker.init_signals", _after_init_signals))
+    when_imported("gunicorn.workers.base", lambda m: wrap_once(m, "Worker.init_signals", _after_init_signals))
 
 
 def _after_init_signals(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:

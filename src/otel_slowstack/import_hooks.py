@@ -4,8 +4,9 @@ The servers whose signal handling we chain into (gunicorn, uvicorn, Celery
 and billiard) are patched the moment their module is imported, or at once if
 it already is, through wrapt's post-import hooks (wrapt comes with
 opentelemetry-instrumentation). Where a library is never imported nothing
-happens; each method is wrapped once per process, and a failure to patch is
-logged, never raised into the application.
+happens; each method is wrapped once per process (``shutdown.register``
+installs the hooks once, too), and a failure to patch is logged, never raised
+into the application.
 """
 
 from __future__ import annotations

@@ -20,15 +20,11 @@ from typing import Any
 from .import_hooks import wrap_once, when_imported
 
 _logger = logging.getLogger("otel_slowstack")
-_installed = False
 
 
 def install() -> None:
     """Hook uvicorn's server once it is imported; harmless where it never is."""
-    global _installed
-    if not _installed:
-        _installed = True
-        when_imported("uvicorn.server", lambda m: wrap_once(m, "Server.handle_exit", _handle_exit))
+    when_imported("uvicorn.server", lambda m: wrap_once(m, "Server.handle_exit", _handle_exit))
 
 
 def _handle_exit(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
