@@ -62,10 +62,14 @@ SCRIPT = textwrap.dedent(
         worker = threading.Thread(target=lambda: (report(), finish.set()))
         worker.start()
         time.sleep(0.3)
-        print("ready", flush=True)
+        ready = False
         while not finish.is_set():
-            try:
-                time.sleep(0.05)
+            try:  # "ready" inside: the signal can only come while the try is in force
+                if not ready:
+                    ready = True
+                    print("ready", flush=True)
+                while not finish.is_set():
+                    time.sleep(0.05)
             except KeyboardInterrupt:
                 print("carrying on", flush=True)
         worker.join()
