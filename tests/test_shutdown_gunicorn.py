@@ -72,6 +72,10 @@ def test_sigterm_mid_request(receiver, worker_class, threads):
         # The request was not ended early; when the worker is finally aborted, it is.
         span = _stuck_span(receiver, server)
         assert graceful["parent_span_id"] == span["span_id"]
+        # Named after its subject, so it can be found and grouped without its parent.
+        assert graceful["attributes"]["slowstack.subject"] == span["name"]
+        assert graceful["attributes"]["slowstack.subject.http.route"] == "/stuck"
+        assert graceful["attributes"]["slowstack.subject.http.request.method"] == "GET"
         assert span["end_ns"] > graceful["end_ns"]
         _assert_final(span, "SIGABRT")
         assert "WORKER TIMEOUT" in server.log()

@@ -135,3 +135,59 @@ def test_processor_added_by_hand_uses_the_global_provider(receiver, tmp_path):
         assert "in waits_for_the_test" in snap["events"][0]["attributes"]["code.stacktrace"]
     finally:
         process.communicate("\n", timeout=30)
+
+
+def _one_snapshot_of(receiver, provider, name: str, attributes: dict, **settings) -> tuple:
+    """Run a span named ``name`` until its first snapshot arrives; ``(snapshot, span)``."""
+    tracer = provider.get_tracer("test")
+    release = threading.Event()
+
+    def request() -> None:
+        with tracer.start_as_current_span(name, kind=SpanKind.SERVER, attributes=attributes):
+            stuck_in_report(release)
+
+    thread = threading.Thread(target=request)
+    thread.start()
+    try:
+        snap = receiver.wait_for(lambda s: s["name"] == "slowstack.snapshot")[0]
+    finally:
+        release.set()
+        thread.join()
+    provider.force_flush()
+    span = receiver.wait_for(lambda s: s["name"] == name)[0]
+    provider.shutdown()
+    return snap, span
+
+
+def test_a_snapshot_names_its_subject(receiver):
+    provider = _provider(receiver, threshold=100, snapshot_after=150)
+    attributes = {"http.route": "/orders/{id}", "http.request.method": "GET", "url.path": "/orders/7"}
+    snap, _ = _one_snapshot_of(receiver, provider, "GET /orders/{id}", attributes)
+    assert snap["attributes"] == {
+        "slowstack.subject": "GET /orders/{id}",
+        "slowstack.subject.http.route": "/orders/{id}",
+        "slowstack.subject.http.request.method": "GET",
+    }  # no url.path where there is a route, and never the bare ``http.route``
+
+
+def test_a_snapshot_without_a_route_names_the_path_without_its_query(receiver):
+    provider = _provider(receiver, threshold=100, snapshot_after=150)
+    attributes = {"http.method": "POST", "http.target": "/upload?token=abc"}
+    snap, _ = _one_snapshot_of(receiver, provider, "POST", attributes)
+    assert snap["attributes"] == {
+        "slowstack.subject": "POST",
+        "slowstack.subject.http.request.method": "POST",
+        "slowstack.subject.url.path": "/upload",
+    }
+
+
+def test_a_snapshot_due_with_a_sample_still_has_its_cpu_ratio(receiver):
+    # Samples at 100 ms and 200 ms; the snapshot at 200 ms is due at the same moment.
+    provider = _provider(receiver, threshold=100, interval=100, max_samples=2, snapshot_after=200)
+    snap, span = _one_snapshot_of(receiver, provider, "GET /due", {})
+    sample = samples(snap)[0]
+    assert sample["slowstack.elapsed_ms"] >= 200
+    assert 0.0 <= sample["slowstack.cpu_ratio"] < 0.5  # waiting on an Event
+    # ... and the span's own samples kept theirs, measured from one to the next.
+    assert [s["slowstack.trigger"] for s in samples(span)] == ["threshold", "interval"]
+    assert all("slowstack.cpu_ratio" in s for s in samples(span))

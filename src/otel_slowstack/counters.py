@@ -12,6 +12,10 @@ its own (``ThreadCalls``), which only that thread writes; the watchdog reads
 the sums (``Calls.totals``) for a sample, and the totals are written on the
 watched span once, as it ends (``processor.py``).
 
+Calls that run under the span but are not its own work are not counted:
+Celery's result backend storing a task's outcome after the task function
+returned (``celery_hooks`` marks those moments with ``not_counted``).
+
 One call traced twice, by an ORM's instrumentation (SQLAlchemy's) and by
 the driver's beneath it, counts once: a database span that wraps, on the
 same thread, the database span counted just before it with the same
@@ -32,6 +36,7 @@ from __future__ import annotations
 
 import itertools
 import sys
+from contextvars import ContextVar
 from types import FrameType
 from typing import Any, Optional
 
@@ -119,6 +124,12 @@ def total_attributes(totals: tuple) -> dict:
         attributes["slowstack.http.duration_ms"] = http_ns / 1e6
     return attributes
 
+#: True while the code running is not the watched span's own work although
+#: it runs under it: Celery's result backend storing a task's outcome after
+#: the task returned (set by ``celery_hooks``). Client spans ending then are
+#: not counted.
+not_counted: ContextVar = ContextVar("otel_slowstack_not_counted", default=False)
+
 
 def classify(span: Any, attributes: Any = None) -> Optional[str]:
     """``"db"``, ``"http"`` or None for an ended span."""
@@ -162,6 +173,8 @@ def child_ended(watched: Watched, span: Any, settings: Settings) -> None:
     attributes = getattr(getattr(span, "_attributes", None), "_dict", None)
     if type(attributes) is not dict:
         attributes = span.attributes or {}
+    if not_counted.get():
+        return  # calls made for the span, not by it (a task's result backend)
     if "db.system.name" in attributes or "db.system" in attributes:
         is_db = True
     elif "http.request.method" in attributes or "http.method" in attributes:

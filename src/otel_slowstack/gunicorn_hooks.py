@@ -20,35 +20,14 @@ import logging
 import signal
 from typing import Any
 
+from .import_hooks import wrap_once, when_imported
+
 _logger = logging.getLogger("otel_slowstack")
-_installed = False
-_patched = False
 
 
 def install() -> None:
-    """Register the post-import hook once; harmless where gunicorn is never imported."""
-    global _installed
-    if _installed:
-        return
-    _installed = True
-    try:
-        from wrapt import register_post_import_hook
-    except ImportError:  # wrapt comes with opentelemetry-instrumentation
-        return
-    register_post_import_hook(_patch, "gunicorn.workers.base")
-
-
-def _patch(module: Any) -> None:
-    global _patched
-    try:
-        from wrapt import wrap_function_wrapper
-
-        if _patched or not hasattr(getattr(module, "Worker", None), "init_signals"):
-            return
-        wrap_function_wrapper(module, "Worker.init_signals", _after_init_signals)
-        _patched = True
-    except Exception:
-        _logger.exception("otel-slowstack: could not hook gunicorn's worker signals")
+    """Hook gunicorn's worker once it is imported; harmless where it never is."""
+    when_imported("gunicorn.workers.base", lambda m: wrap_once(m, "Worker.init_signals", _after_init_signals))
 
 
 def _after_init_signals(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:

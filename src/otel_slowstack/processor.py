@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.trace import SpanKind, Status, StatusCode
@@ -217,9 +217,7 @@ class SlowStackProcessor(SpanProcessor):
             trigger = "threshold" if timeline.samples == 1 else "interval"
             self._record(watched, span, trigger, timeline.samples, now_ns, frames)
         if SNAPSHOT in due:
-            provider = self._snapshot(watched, span, "snapshot", timeline.snapshots, now_ns, frames)
-            if provider is not None:
-                self._flusher.request(provider)
+            self._snapshot(watched, span, "snapshot", timeline.snapshots, now_ns, frames)  # flushed once ended
         if INTERRUPT in due:
             self._interrupt(watched, span, now_ns, frames)
 
@@ -258,18 +256,27 @@ class SlowStackProcessor(SpanProcessor):
 
     def _snapshot(
         self, watched: Watched, span: Any, trigger: str, index: int, now_ns: int,
-        frames_by_thread: Optional[dict] = None,
+        frames_by_thread: Optional[dict] = None, inline: bool = False,
     ) -> Any:
-        """A fresh sample as a ``slowstack.snapshot`` span; returns the provider to flush."""
+        """A fresh sample as a ``slowstack.snapshot`` span; returns the provider to flush.
+
+        The span is ended on the flusher thread (ending may export), unless
+        ``inline``: on the way down, where the caller is a helper thread.
+        """
         provider = snapshot.provider_for(span, self._tracer_provider)
         if provider is None:
             self._failed("no tracer provider")
             return None
-        attributes = sample_attributes(watched, trigger, index, now_ns, self.settings, frames_by_thread)
+        attributes = sample_attributes(
+            watched, trigger, index, now_ns, self.settings, frames_by_thread, advance=False
+        )
         if attributes is None:
             return None
-        with quiet.quietly():
-            snapshot.emit(self._tracers.get(provider), span, attributes, time.time_ns())
+        if inline:
+            with quiet.quietly():
+                snapshot.emit(self._tracers.get(provider), span, attributes, time.time_ns())
+        else:
+            self._flusher.emit(self._tracers.get(provider), span, attributes, time.time_ns(), provider)
         return provider
 
     def _retarget(self, watched: Watched, timeline: Timeline, span: Any, now_ns: int) -> bool:
@@ -289,6 +296,7 @@ class SlowStackProcessor(SpanProcessor):
 
     def shutdown(self) -> None:
         self._shut_down = True
+        shutdown.unregister(self)
         self._watchdog.remove(self._schedule)
         self._watchdog.join(2.0)
         self._flusher.stop()
@@ -300,14 +308,21 @@ class SlowStackProcessor(SpanProcessor):
         spans = self._spans.copy()
         return [w for k, w in spans.items() if w.span_id == k and not w.ended and w.span is not None]
 
-    def end_open_spans(self, trigger: str, description: str, frames_by_thread: dict) -> list:
+    def end_open_spans(
+        self, trigger: str, description: str, frames_by_thread: dict,
+        first: Optional[Callable[[Any, list], None]] = None,
+    ) -> list:
         """Final sample, status ERROR and ``end()`` for every watched span still open.
 
-        Open descendants are ended too, innermost first, so the call the
-        request was waiting on shows in the trace. Returns what to flush.
+        The final samples are all taken first, and handed to ``first(provider,
+        [(span, attributes, wall_ns), ...])`` before any span is ended (it
+        exports them at once). Open descendants are ended too, innermost
+        first, so the call the request was waiting on shows in the trace.
+        Returns what to flush.
         """
         flush: list = []
-        now_ns = time.monotonic_ns()
+        taken: list = []
+        now_ns, wall_ns = time.monotonic_ns(), time.time_ns()
         for watched in self.open_roots():
             span = watched.span
             if span is None:
@@ -317,8 +332,23 @@ class SlowStackProcessor(SpanProcessor):
                 if timeline is None:
                     timeline = watched.timeline = Timeline(watched.start_ns, watched.threshold_ns, self.settings)
                 index = timeline.samples + 1
-                if self._record(watched, span, trigger, index, now_ns, frames_by_thread):
+                attributes = sample_attributes(watched, trigger, index, now_ns, self.settings, frames_by_thread)
+                if attributes is not None:
+                    with quiet.quietly():
+                        span.add_event(EVENT_NAME, attributes)
+                        span.set_attribute("slowstack.samples", index)
                     timeline.samples = index
+                taken.append((watched, span, attributes))
+            except Exception:
+                self._failed("final sample")
+        provider = snapshot.provider_for(taken[0][1], self._tracer_provider) if taken else None
+        if first is not None and provider is not None:
+            try:
+                first(provider, [(span, a, wall_ns) for _, span, a in taken if a is not None])
+            except Exception:
+                self._failed("final snapshot")
+        for watched, span, _ in taken:
+            try:
                 target = snapshot.provider_for(span, self._tracer_provider) or getattr(
                     span, "_span_processor", None
                 )
@@ -344,7 +374,9 @@ class SlowStackProcessor(SpanProcessor):
                 if timeline is None:
                     timeline = watched.timeline = Timeline(watched.start_ns, threshold, self.settings)
                 timeline.snapshots += 1
-                provider = self._snapshot(watched, span, trigger, timeline.snapshots, now_ns, frames_by_thread)
+                provider = self._snapshot(
+                    watched, span, trigger, timeline.snapshots, now_ns, frames_by_thread, inline=True
+                )
                 if provider is not None and all(provider is not p for p in flush):
                     flush.append(provider)
             except Exception:

@@ -19,6 +19,10 @@ from .stacktrace import format_stack
 from .watched import Watched
 
 EVENT_NAME = "slowstack.sample"
+#: A snapshot taken this soon after a sample (both due at the same moment,
+#: as at 10 s with the defaults) measures from the sample before, not from
+#: a few microseconds ago.
+MIN_RATIO_WINDOW_NS = 50_000_000
 
 
 def stack_budget(span: Any, settings: Settings) -> int:
@@ -94,7 +98,10 @@ def sample_attributes(
     frames_by_thread: Optional[dict] = None,
     advance: bool = True,
 ) -> Optional[dict]:
-    """Every attribute of a ``slowstack.sample`` event, or None if there is no honest stack."""
+    """Every attribute of a ``slowstack.sample`` event, or None if there is no honest stack.
+
+    ``advance=False`` (snapshots) leaves the samples' CPU baseline where it is.
+    """
     owner = watched.owner
     stack = capture_stack(watched, settings, frames_by_thread)
     if stack is None or owner is None:
@@ -118,13 +125,18 @@ def sample_attributes(
     }
     timeline = watched.timeline
     if timeline is not None:
+        base = (timeline.cpu_ns, timeline.cpu_at, timeline.cpu_thread)
+        if not advance and timeline.previous_cpu is not None and now_ns - (timeline.cpu_at or 0) < MIN_RATIO_WINDOW_NS:
+            base = timeline.previous_cpu  # a snapshot right after a sample: measure from before it
+        base_cpu_ns, base_at, base_thread = base
         # Compare one thread's clock with itself only: a task's work may move
         # between the loop thread and a pool thread.
-        if cpu_now is not None and timeline.cpu_ns is not None and timeline.cpu_thread == ident:
-            value = cpu.ratio(cpu_now - timeline.cpu_ns, now_ns - timeline.cpu_at)
+        if cpu_now is not None and base_cpu_ns is not None and base_thread == ident:
+            value = cpu.ratio(cpu_now - base_cpu_ns, now_ns - base_at)
             if value is not None:
                 attributes["slowstack.cpu_ratio"] = value
         if advance:
+            timeline.previous_cpu = (timeline.cpu_ns, timeline.cpu_at, timeline.cpu_thread)
             timeline.cpu_ns, timeline.cpu_at, timeline.cpu_thread = cpu_now, now_ns, ident
     flight = in_flight(watched, time.time_ns())
     if flight:

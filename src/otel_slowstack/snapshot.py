@@ -10,10 +10,16 @@ ordinary span, so every exporter and backend shows it nested in the slow
 request's trace.
 
 "At once" means the exporters are flushed right after the snapshot span
-ends. A flush blocks for as long as an export takes, so it runs on one
-``Flusher`` thread of its own, started on the first snapshot and woken by a
-lock: neither the watchdog nor any request ever waits for it, and requests
-arriving while a flush runs are folded into the next one.
+ends. Neither happens on the watchdog thread: with the SDK's
+``SimpleSpanProcessor`` ending a span exports it, synchronously, on the
+thread that ends it, and a backend that does not answer would hold the
+watchdog (and every other span's samples and interrupts) for the exporter's
+whole timeout. The watchdog takes the sample and hands it to the
+``Flusher``: one thread ends snapshot spans, another flushes (a flush
+blocks for as long as an export takes, and snapshots taken meanwhile must
+not wait behind it). Both are started on the first snapshot and woken by a
+lock; neither the watchdog nor any request ever waits for them, and flush
+requests arriving while a flush runs are folded into the next one.
 
 Which tracer provider? The one given as ``SlowStackProcessor(tracer_provider=
 ...)`` (the instrumentor always passes it); otherwise the global provider,
@@ -21,16 +27,33 @@ provided it is an SDK provider and the watched span came from it. A
 processor added by hand to a provider that is not the global one needs
 ``tracer_provider=`` for snapshots; without it they are skipped, with one
 warning.
+
+Every snapshot span names its subject, since after a kill its parent never
+arrives: ``slowstack.subject`` is the watched span's name (``GET /orders/{id}``,
+``run/tasks.reindex``), and the attributes a user groups requests and tasks
+by are copied under the prefix ``slowstack.subject.``: ``http.route``,
+``http.request.method``, ``url.path`` (only where there is no route),
+``messaging.system``, ``messaging.destination.name`` and Celery's
+``celery.task_name``. Prefixed, so that span metrics and queries by
+``http.route`` never count a snapshot as a request.
+
+A process about to be killed (a Celery task past its hard time limit gets
+SIGKILL 0.1 s after SIGTERM) cannot wait for a batch flush: ``export_at_once``
+sends the final samples as snapshot spans in one small export of their own,
+straight to the exporters, before anything else is done.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import time
 import weakref
-from typing import Any, Optional
+from collections import deque
+from typing import Any, Iterable, Optional
 
 from opentelemetry import trace
+from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.trace import SpanKind
 
 from . import realthread
@@ -43,6 +66,25 @@ SPAN_NAME = "slowstack.snapshot"
 #: Longest a flush may take, passed on to ``force_flush``; an exporter that
 #: ignores it holds up only the flusher thread.
 FLUSH_TIMEOUT_MS = 5000
+#: Snapshots waiting for the flusher thread at most; past it (a backend that
+#: hangs while spans keep getting slow) the oldest waiting one is dropped.
+MAX_QUEUED = 256
+
+SUBJECT = "slowstack.subject"
+#: Attributes of the watched span copied onto its snapshots, prefixed with
+#: ``slowstack.subject.``; each with the older names it is also read from.
+SUBJECT_ATTRIBUTES = (
+    ("http.route", ()),
+    ("http.request.method", ("http.method",)),
+    ("url.path", ("http.target",)),
+    ("messaging.system", ()),
+    ("messaging.destination.name", ("messaging.destination",)),
+    ("celery.task_name", ()),
+)
+#: opentelemetry-instrumentation-celery names a task's span ``run/<task name>``
+#: and sets ``celery.task_name`` only once the task is over.
+_CELERY_SCOPE = "opentelemetry.instrumentation.celery"
+_CELERY_RUN = "run/"
 
 
 def is_sdk_provider(provider: Any) -> bool:
@@ -64,18 +106,112 @@ def provider_for(span: Any, given: Any) -> Optional[Any]:
     return provider
 
 
+def subject(span: Any) -> dict:
+    """What a snapshot of ``span`` is a snapshot of, as ``slowstack.subject*`` attributes."""
+    found: dict = {SUBJECT: span.name}
+    attributes = span.attributes or {}
+    for name, older in SUBJECT_ATTRIBUTES:
+        value = attributes.get(name)
+        for alias in older:
+            if value is not None:
+                break
+            value = attributes.get(alias)
+        if value is None:
+            continue
+        if name == "url.path":
+            if "http.route" in attributes:
+                continue  # the route says it, without ids in it
+            value = str(value).split("?", 1)[0]  # never a query string
+        found[f"{SUBJECT}.{name}"] = value
+    scope = getattr(span, "instrumentation_scope", None)
+    if (
+        f"{SUBJECT}.celery.task_name" not in found
+        and getattr(scope, "name", None) == _CELERY_SCOPE
+        and span.name.startswith(_CELERY_RUN)
+    ):
+        found[f"{SUBJECT}.celery.task_name"] = span.name[len(_CELERY_RUN):]
+        found.setdefault(f"{SUBJECT}.messaging.system", "celery")
+    return found
+
+
 def emit(tracer: Any, parent: Any, attributes: dict, wall_ns: int) -> None:
-    """One ``slowstack.snapshot`` span under ``parent``, begun and ended at ``wall_ns``."""
+    """One ``slowstack.snapshot`` span under ``parent``, begun and ended at ``wall_ns``.
+
+    Ending it may export it on the calling thread: never call this on the
+    watchdog thread or a request's thread (``Flusher.emit`` is for them).
+    """
     span = tracer.start_span(
         SPAN_NAME,
         context=trace.set_span_in_context(parent),
         kind=SpanKind.INTERNAL,
+        attributes=subject(parent),
         start_time=wall_ns,
         record_exception=False,
         set_status_on_exception=False,
     )
     span.add_event(EVENT_NAME, attributes, timestamp=wall_ns)
     span.end(end_time=wall_ns)
+
+
+def exporters_of(provider: Any) -> list:
+    """The exporters behind an SDK provider's processors (simple and batch both
+    expose ``span_exporter``); processors without one are not reached."""
+    multi = getattr(provider, "_active_span_processor", None)
+    found: list = []
+    for processor in getattr(multi, "_span_processors", ()):
+        exporter = getattr(processor, "span_exporter", None)
+        if exporter is not None and all(exporter is not e for e in found):
+            found.append(exporter)
+    return found
+
+
+class _Collect(SpanProcessor):
+    """A span processor that keeps what ends, for ``export_at_once``."""
+
+    def __init__(self) -> None:
+        self.ended: list = []
+
+    def on_end(self, span: Any) -> None:
+        self.ended.append(span)
+
+
+def export_at_once(provider: Any, samples: Iterable[tuple], timeout_s: float) -> bool:
+    """Send ``(parent, attributes, wall_ns)`` samples as snapshot spans, in one export
+    per exporter, bypassing the batch queue; wait for it at most ``timeout_s``.
+
+    For a process with a fraction of a second left. The spans are built by a
+    private provider with the real one's resource and handed straight to the
+    real exporters, so they do not queue behind the batch. Returns True when
+    every exporter answered in time. Called on the way down only, on a
+    helper thread of ``shutdown``.
+    """
+    collect = _Collect()
+    private = TracerProvider(resource=provider.resource, shutdown_on_exit=False)
+    private.add_span_processor(collect)
+    tracer = private.get_tracer("otel_slowstack", __version__)
+    for parent, attributes, wall_ns in samples:
+        emit(tracer, parent, attributes, wall_ns)
+    spans = tuple(collect.ended)
+    exporters = exporters_of(provider)
+    if not spans or not exporters:
+        return True
+    waits: list = []
+    for exporter in exporters:
+        done = realthread.allocate_lock()
+        done.acquire()
+
+        def run(exporter: Any = exporter, done: Any = done) -> None:
+            try:
+                exporter.export(spans)
+            except Exception:
+                _logger.exception("otel-slowstack: exporting the final samples failed")
+            finally:
+                done.release()
+
+        realthread.start_thread(run, "otel-slowstack-final-export")
+        waits.append(done)
+    deadline = time.monotonic() + timeout_s
+    return all(w.acquire(timeout=max(0.0, deadline - time.monotonic())) for w in waits)
 
 
 class Tracers:
@@ -93,52 +229,43 @@ class Tracers:
         return found[1]
 
 
-class Flusher:
-    """Flushes tracer providers on a thread of its own, when asked.
+class _Woken:
+    """A daemon OS thread, started on first use, that runs ``work()`` each time
+    it is woken; a wake-up during ``work`` makes it run once more, so none is lost."""
 
-    ``request`` never blocks: it notes the provider and wakes the thread.
-    """
+    def __init__(self, work: Any, name: str) -> None:
+        self._work = work
+        self._name = name
+        self.reset()
 
-    def __init__(self, timeout_ms: int = FLUSH_TIMEOUT_MS) -> None:
-        self.timeout_ms = timeout_ms
-        self.flushes = 0
-        self._reset()
-        if hasattr(os, "register_at_fork"):
-            ref = weakref.WeakMethod(self._reset)
-            os.register_at_fork(after_in_child=lambda: (ref() or (lambda: None))())
-
-    def _reset(self) -> None:
+    def reset(self) -> None:
         """Fresh state; in a forked child the parent's thread does not exist."""
-        self._pending: dict = {}
         self._mutex = realthread.allocate_lock()
         self._wake = realthread.allocate_lock()
         self._wake.acquire()
         self._started = False
-        self._stopped = False
+        self.stopped = False
 
-    def request(self, provider: Any) -> None:
-        if self._stopped:
+    def wake(self) -> None:
+        if self.stopped:
             return
-        self._pending[id(provider)] = provider
         if not self._started:
             with self._mutex:
                 start = not self._started
                 self._started = True
             if start:
-                realthread.start_thread(self._run, "otel-slowstack-flusher")
+                realthread.start_thread(self._run, self._name)
+        self._release()
+
+    def stop(self) -> None:
+        self.stopped = True
+        self._release()
+
+    def _release(self) -> None:
         if self._wake.locked():
             try:
                 self._wake.release()
             except RuntimeError:  # released by another thread meanwhile
-                pass
-
-    def stop(self) -> None:
-        self._stopped = True
-        self._pending.clear()
-        if self._wake.locked():
-            try:
-                self._wake.release()
-            except RuntimeError:
                 pass
 
     def _run(self) -> None:
@@ -146,14 +273,76 @@ class Flusher:
         try:
             while True:
                 wake.acquire()
-                if self._stopped:
+                if self.stopped:
                     return
-                while self._pending:
-                    _, provider = self._pending.popitem()
-                    try:
-                        provider.force_flush(self.timeout_ms)
-                    except Exception:
-                        _logger.exception("otel-slowstack: flushing a snapshot failed")
-                    self.flushes += 1
+                self._work()
         finally:
             self._started = False
+
+
+class Flusher:
+    """Ends snapshot spans, and flushes tracer providers, off the watchdog.
+
+    Two threads, so that neither waits for the other: ending a snapshot
+    span is quick with a batch processor (it is queued), while a flush to a
+    slow backend can take seconds, and snapshots taken meanwhile must not
+    queue behind it. With a ``SimpleSpanProcessor`` ending a span is the
+    export itself; then only the snapshot thread waits. ``emit`` and
+    ``request`` never block: they note the work and wake a thread. A
+    provider is flushed after the snapshots handed over before it.
+    """
+
+    def __init__(self, timeout_ms: int = FLUSH_TIMEOUT_MS) -> None:
+        self.timeout_ms = timeout_ms
+        self.flushes = 0
+        self._ender = _Woken(self._end_snapshots, "otel-slowstack-snapshots")
+        self._flusher = _Woken(self._flush_pending, "otel-slowstack-flusher")
+        self._reset()
+        if hasattr(os, "register_at_fork"):
+            ref = weakref.WeakMethod(self._reset)
+            os.register_at_fork(after_in_child=lambda: (ref() or (lambda: None))())
+
+    def _reset(self) -> None:
+        self._pending: dict = {}
+        self._snapshots: deque = deque(maxlen=MAX_QUEUED)  # the oldest go first when full
+        self._ender.reset()
+        self._flusher.reset()
+
+    def emit(self, tracer: Any, parent: Any, attributes: dict, wall_ns: int, provider: Any) -> None:
+        """Have a snapshot span ended off this thread, then ``provider`` flushed."""
+        if self._ender.stopped:
+            return
+        self._snapshots.append((tracer, parent, attributes, wall_ns, provider))  # deque: thread-safe
+        self._ender.wake()
+
+    def request(self, provider: Any) -> None:
+        """Have ``provider`` flushed; snapshots handed to ``emit`` ask for it themselves."""
+        if self._flusher.stopped:
+            return
+        self._pending[id(provider)] = provider
+        self._flusher.wake()
+
+    def stop(self) -> None:
+        self._pending.clear()
+        self._snapshots.clear()
+        self._ender.stop()
+        self._flusher.stop()
+
+    def _end_snapshots(self) -> None:
+        snapshots = self._snapshots
+        while snapshots and not self._ender.stopped:
+            tracer, parent, attributes, wall_ns, provider = snapshots.popleft()
+            try:
+                emit(tracer, parent, attributes, wall_ns)
+            except Exception:
+                _logger.exception("otel-slowstack: ending a snapshot span failed")
+            self.request(provider)
+
+    def _flush_pending(self) -> None:
+        while self._pending and not self._flusher.stopped:
+            _, provider = self._pending.popitem()
+            try:
+                provider.force_flush(self.timeout_ms)
+            except Exception:
+                _logger.exception("otel-slowstack: flushing a snapshot failed")
+            self.flushes += 1

@@ -145,6 +145,9 @@ class Timeline:
     cpu_at: Optional[int] = None
     #: The thread whose clock ``cpu_ns`` is (a pool thread may take over the work).
     cpu_thread: Optional[int] = None
+    #: ``(cpu_ns, cpu_at, cpu_thread)`` as they were before the last sample: a
+    #: snapshot due right after a sample measures from there (``sampler.py``).
+    previous_cpu: Optional[tuple] = None
     #: The interrupt: its sample taken, and how often delivery was tried (interrupt.py).
     interrupt_sampled = False
     interrupt_tries = 0
