@@ -294,3 +294,19 @@ def test_an_interval_too_short_for_the_watchdog_is_raised_to_1_ms(caplog):
     settings, warnings = read(caplog, {P + "THRESHOLD": "0.01"})  # a short threshold: no word, 1 ms apart
     assert settings.threshold_ns == MS // 100 and settings.interval_ns == 1 * MS and warnings == []
     assert read(caplog, {P + "INTERVAL": "1ms"})[1] == []
+
+
+@pytest.mark.parametrize("raw, expected", [
+    ("SIGRTMIN+5", "rtmin+5"), ("rtmin", "rtmin+0"), ("off", None), ("", "default"),
+    ("SIGTERM", "default"), ("9", "default"), ("SIGRTMIN+99", "default"), ("٣٥", "default"),
+])
+def test_interrupt_signal_is_a_real_time_signal_or_off(raw, expected, caplog):
+    import signal as signals
+
+    s = Settings.from_env({"OTEL_PYTHON_SLOWSTACK_INTERRUPT_SIGNAL": raw})
+    wanted = {"default": int(signals.SIGRTMIN) + 3, None: None}.get(expected)
+    if isinstance(expected, str) and expected.startswith("rtmin+"):
+        wanted = int(signals.SIGRTMIN) + int(expected[6:])
+    assert s.interrupt_signal == wanted
+    if expected == "default" and raw:
+        assert "OTEL_PYTHON_SLOWSTACK_INTERRUPT_SIGNAL" in caplog.text

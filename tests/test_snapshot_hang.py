@@ -29,15 +29,15 @@ SCRIPT = textwrap.dedent(
         tracer_provider=provider, threshold=100, snapshot_after=200, interrupt_after=1000))
     tracer = provider.get_tracer("app")
     start = time.monotonic()
-    span = tracer.start_span("GET /hang", kind=SpanKind.SERVER)
-    try:
-        while time.monotonic() - start < 50:
-            time.sleep(0.01)
-    except SlowRequestInterrupted:
-        print(f"interrupted after {time.monotonic() - start:.2f}", flush=True)
-    sys.stdout.flush()
     import os
-    os._exit(0)  # the span's own export would wait on the silent collector
+    with tracer.start_as_current_span("GET /hang", kind=SpanKind.SERVER):
+        try:
+            while time.monotonic() - start < 50:
+                time.sleep(0.01)
+        except SlowRequestInterrupted:
+            print(f"interrupted after {time.monotonic() - start:.2f}", flush=True)
+        sys.stdout.flush()
+        os._exit(0)  # the span's own export would wait on the silent collector
     """
 )
 

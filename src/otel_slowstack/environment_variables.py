@@ -52,3 +52,6 @@ OTEL_PYTHON_SLOWSTACK_INTERRUPT_AFTER = "OTEL_PYTHON_SLOWSTACK_INTERRUPT_AFTER"
 """Raise ``SlowRequestInterrupted`` in the span's thread or task after this long (default ``off``;
 ``0``, ``off`` or empty mean off, as gunicorn's ``--timeout 0``; a value below the threshold is
 kept, with one warning)."""
+
+OTEL_PYTHON_SLOWSTACK_INTERRUPT_SIGNAL = "OTEL_PYTHON_SLOWSTACK_INTERRUPT_SIGNAL"
+"""The real-time signal that interrupts a request on the main thread (default ``SIGRTMIN+3``; ``off``: none)."""

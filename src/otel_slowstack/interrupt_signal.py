@@ -9,8 +9,10 @@ the blocked call, in the code that made it. gunicorn's sync worker and gevent-
 less servers run each request on the main thread, so this covers the common
 case; other threads keep ``SetAsyncExc`` (see ``interrupt.py``).
 
-The signal is ``SIGRTMIN + 3`` (``SIGNAL``): real-time signals are not used by
-gunicorn, Celery or the standard library. The handler is installed lazily, by
+The signal is ``SIGRTMIN + 3`` (``SIGNAL``) unless
+``OTEL_PYTHON_SLOWSTACK_INTERRUPT_SIGNAL`` names another real-time signal
+(``configure``): real-time signals are not used by gunicorn, Celery or the
+standard library. The handler is installed lazily, by
 the first watched span the main thread starts with ``INTERRUPT_AFTER`` set
 (``install``), never from another thread and never inside an embedded
 interpreter (uWSGI) whose C main loop would never run it. A handler that was
@@ -61,6 +63,13 @@ class _Request:
 _main_ident: Optional[int] = None  # the thread the handler was installed on
 _previous: Any = None
 _pending: Optional[_Request] = None
+
+
+def configure(signum: Optional[int]) -> None:
+    """The signal to use (``off``: None), as set; only until the handler is installed."""
+    global SIGNAL
+    if _main_ident is None:
+        SIGNAL = signum
 
 
 def install() -> bool:

@@ -77,6 +77,8 @@ class SlowStackProcessor(SpanProcessor):
         self._first_due: dict = {}
         self._tracer_provider = tracer_provider
         self._interrupting = self.settings.interrupt_after_ns is not None
+        if self._interrupting:
+            interrupt_signal.configure(self.settings.interrupt_signal)
         self._watchdog = watchdog()
         self._schedule = Schedule(self._on_due, self._spans.get, self._watchdog)
         self._watchdog.add(self._schedule)

@@ -14,6 +14,8 @@ from urllib.parse import urlsplit
 
 from . import cpu, sql
 from .frames import current_frames
+from .owners import ThreadOwner
+from .tasks import futures_waited_on
 from .settings import Settings
 from .stacktrace import format_stack
 from .watched import Watched
@@ -151,14 +153,19 @@ def cpu_baseline(watched: Watched, timeline: Any, now_ns: int, frames_by_thread:
     """Shortly before the threshold, on the watchdog: read the CPU clock of the
     thread doing the span's work, so the first sample has a ``cpu_ratio``.
 
-    The request's own thread never reads a clock for it. A capture (its
-    lines thrown away) says which thread does the work: the owner's, or a
-    pool thread it waits on.
+    The request's own thread never reads a clock for it. Which thread does
+    the work: a plain thread's own, unless it waits on a future; otherwise a
+    capture (its lines thrown away) says (a pool thread, for a task).
     """
     owner = watched.owner
-    if owner is None or owner.capture(frames_by_thread, None) is None:
+    if owner is None:
         return
-    ident = owner.thread_ident
+    if type(owner) is ThreadOwner and not futures_waited_on(frames_by_thread.get(owner.ident)):
+        ident = owner.ident  # a thread doing its own work: no capture needed
+    else:
+        if owner.capture(frames_by_thread, None) is None:
+            return
+        ident = owner.thread_ident
     _, native_id = cpu.thread_info(ident)
     timeline.cpu_ns = cpu.thread_cpu_ns(ident, native_id)
     timeline.cpu_at = now_ns

@@ -22,6 +22,7 @@ import numbers
 import operator
 import os
 import re
+import signal
 from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal
@@ -244,11 +245,49 @@ def _coerce(name: str, raw: Any) -> Any:
         raise ValueError("expected a regular expression (a str, or re.compile of a str)")
     if name == "span_kinds":
         return parse_kinds(",".join(k.name if isinstance(k, SpanKind) else _text(k) for k in raw))
+    if name == "interrupt_signal":
+        if type(raw) is int or isinstance(raw, signal.Signals):
+            return parse_signal(str(int(raw)))
+        raise ValueError("expected a real-time signal: SIGRTMIN+N, its number, or off")
     if name == "routes":
         if isinstance(raw, Mapping):
             return _route_rules(raw.items())
         raise ValueError("expected PATTERN=DURATION,... or a mapping of pattern to duration")
     raise ValueError(f"unexpected {type(raw).__name__}")
+
+
+def default_interrupt_signal() -> Optional[int]:
+    """``SIGRTMIN+3``: no server, Celery or the standard library uses it; None
+    where the platform has no real-time signals."""
+    if hasattr(signal, "SIGRTMIN") and hasattr(signal, "pthread_kill"):
+        return int(signal.SIGRTMIN) + 3
+    return None
+
+
+_SIGNAL = re.compile(r"\s*(?:SIG)?RTMIN\s*(?:\+\s*([0-9]{1,2}))?\s*\Z", re.IGNORECASE)
+
+
+def parse_signal(text: str) -> Optional[int]:
+    """``SIGRTMIN+N``, ``RTMIN+N`` or a number between SIGRTMIN and SIGRTMAX; ``off``.
+
+    Only real-time signals: every other one means something to a server
+    (gunicorn uses QUIT, TERM, INT, USR1, USR2, WINCH, ABRT, CHLD and HUP).
+    """
+    if text.strip().lower() == "off":
+        return None
+    if not hasattr(signal, "SIGRTMIN") or not hasattr(signal, "pthread_kill"):
+        raise ValueError("this platform has no real-time signals")
+    low, high = int(signal.SIGRTMIN), int(signal.SIGRTMAX)
+    match = _SIGNAL.match(text)
+    if match:
+        number = low + int(match.group(1) or 0)
+    elif _WHOLE.match(text) and len(text.strip()) <= 3:
+        number = int(text.strip())
+    else:
+        raise ValueError("expected SIGRTMIN+N, a signal number, or off")
+    if not low <= number <= high:
+        raise ValueError(f"expected a real-time signal, {low} to {high}")
+    return number
 
 
 def _text(value: Any) -> str:
@@ -278,6 +317,7 @@ class Settings:
     n_plus_one: Optional[int] = 10
     snapshot_after_ns: Optional[int] = 10_000 * MS
     interrupt_after_ns: Optional[int] = None
+    interrupt_signal: Optional[int] = field(default_factory=lambda: default_interrupt_signal())
 
     @classmethod
     def from_env(
@@ -346,6 +386,7 @@ class Settings:
             n_plus_one=values.get("n_plus_one", cls.n_plus_one),
             snapshot_after_ns=values.get("snapshot_after", cls.snapshot_after_ns) or None,
             interrupt_after_ns=interrupt,
+            interrupt_signal=values.get("interrupt_signal", default_interrupt_signal()),
         )
 
 
@@ -384,9 +425,10 @@ _FIELDS: dict[str, tuple[str, Callable[[str], Any], str]] = {
     "n_plus_one": (ev.OTEL_PYTHON_SLOWSTACK_N_PLUS_ONE, parse_count_or_off, "10"),
     "snapshot_after": (ev.OTEL_PYTHON_SLOWSTACK_SNAPSHOT_AFTER, parse_duration, "10000 ms"),
     "interrupt_after": (ev.OTEL_PYTHON_SLOWSTACK_INTERRUPT_AFTER, parse_duration, "off"),
+    "interrupt_signal": (ev.OTEL_PYTHON_SLOWSTACK_INTERRUPT_SIGNAL, parse_signal, "SIGRTMIN+3"),
 }
 _DURATIONS = frozenset({"threshold", "interval", "snapshot_after", "interrupt_after"})
-_NONE_IS_OFF = _DURATIONS | {"n_plus_one"}
+_NONE_IS_OFF = _DURATIONS | {"n_plus_one", "interrupt_signal"}
 _WHOLE_NUMBERS = {
     "max_samples": MAX_SAMPLES_RANGE,
     "max_frames": MAX_FRAMES_RANGE,
