@@ -47,6 +47,9 @@ def test_each_request_shows_the_pool_thread_doing_its_work(shop, receiver_for_mo
         span = receiver_for_module.wait_for(request_to(target))[0]
         in_pool = [s for s in samples(span) if s["thread.name"] != "MainThread"]
         assert len(in_pool) >= 2, (samples(span), shop.log())
+        # The pool thread's CPU ratio on every one, the first included (read
+        # from that thread's clock by the watchdog shortly before the threshold).
+        assert all("slowstack.cpu_ratio" in s for s in in_pool), in_pool
         for sample in in_pool:
             stack = sample["code.stacktrace"]
             assert innermost(stack, len(own)) == own, stack  # the pool thread's frames, innermost last
