@@ -118,7 +118,7 @@ def check(outcome, spans, errors, processor) -> None:
     assert len(interrupted) == outcome.caught
     # The durations straddle INTERRUPT_AFTER: a good share on each side.
     # The race was run: some were interrupted, some ended first. (How many
-    # depends on how busy the watchdog's CPU budget lets it be: 3 % of a core.)
+    # depends on how busy the watchdog's CPU budget lets it be: 2 % of a core.)
     assert total * 0.01 < outcome.caught < total * 0.95, outcome.caught
 
 

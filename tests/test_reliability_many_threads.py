@@ -16,71 +16,14 @@ against the old collapse, with a margin for a loaded machine.
 
 from __future__ import annotations
 
-import threading
-import time
 
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.trace import SpanKind
+from support.crowd import Crowd
 
 from otel_slowstack import SlowStackProcessor
 
-THREADS = 3000
 ROUND_S = 1.0
 ROUNDS = 3
-
-
-class Crowd:
-    """THREADS threads that each hold one SERVER span of the round's tracer."""
-
-    def __init__(self) -> None:
-        self.tracer = None
-        self.go = threading.Event()
-        self.stop = threading.Event()
-        self.opened = threading.Semaphore(0)
-        self.closed = threading.Semaphore(0)
-        self.quit = False
-        size = threading.stack_size()
-        threading.stack_size(256 * 1024)
-        try:
-            self.threads = [threading.Thread(target=self._hold, daemon=True) for _ in range(THREADS)]
-            for t in self.threads:
-                t.start()
-        finally:
-            threading.stack_size(size)
-
-    def _hold(self) -> None:
-        while True:
-            self.go.wait()
-            if self.quit:
-                return
-            with self.tracer.start_as_current_span("GET /stuck", kind=SpanKind.SERVER):
-                self.opened.release()
-                self.stop.wait()
-            self.closed.release()
-
-    def round(self, tracer) -> int:
-        """Open every span, count the application's progress for ROUND_S, close them."""
-        self.tracer = tracer
-        self.stop.clear()
-        self.go.set()
-        for _ in range(THREADS):
-            self.opened.acquire()
-        self.go.clear()
-        done = 0
-        end = time.monotonic() + ROUND_S
-        while time.monotonic() < end:  # the application's own work
-            for _ in range(1000):
-                done += 1
-        self.stop.set()
-        for _ in range(THREADS):
-            self.closed.acquire()
-        return done
-
-    def close(self) -> None:
-        self.quit = True
-        self.go.set()
-        for t in self.threads:
-            t.join(5)
 
 
 def test_three_thousand_slow_spans_cost_the_application_little_progress():
@@ -92,8 +35,8 @@ def test_three_thousand_slow_spans_cost_the_application_little_progress():
     try:
         without, with_ = 0, 0
         for _ in range(ROUNDS):
-            without += crowd.round(bare.get_tracer("bare"))
-            with_ += crowd.round(watched.get_tracer("watched"))
+            without += crowd.round(bare.get_tracer("bare"), ROUND_S)
+            with_ += crowd.round(watched.get_tracer("watched"), ROUND_S)
     finally:
         crowd.close()
     fired = processor._watchdog.wakeups

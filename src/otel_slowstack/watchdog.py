@@ -35,10 +35,10 @@ from . import failures, realthread
 from .frames import current_frames
 from .schedule import Schedule
 
-#: The share of one core the watchdog may use, over time (3 %).
-CPU_SHARE = 0.03
+#: The share of one core the watchdog may use, over time (2 %).
+CPU_SHARE = 0.02
 #: CPU time it may save up for a burst of samples due together.
-BURST_NS = 50_000_000
+BURST_NS = 20_000_000
 #: Budget a pass starts with at least, once the thread had to rest: passes
 #: stay few and large (each reads every thread's frames once).
 MIN_PASS_NS = 2_000_000
