@@ -69,6 +69,9 @@ def test_stuck_requests_in_forked_workers(receiver, mode):
                 requests = [server.get_in_background(f"/stuck?seconds=60&r={round_}-{i}") for i in range(REQUESTS_PER_ROUND)]
                 expected = (round_ + 1) * REQUESTS_PER_ROUND
                 wait_until(lambda: len(_snapshot_traces(receiver)) >= expected, timeout=60)
+                # This round's harakiri, before the next round (on a loaded machine
+                # the requests may otherwise still be queued behind a respawn).
+                wait_until(lambda: server.log().count("HARAKIRI ON WORKER") > round_, timeout=60)
                 for request in requests:
                     request.join(60)  # answered (502) once harakiri has killed its worker
                 killed = server.log().count("killed by signal")
