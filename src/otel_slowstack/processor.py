@@ -71,6 +71,8 @@ class SlowStackProcessor(SpanProcessor):
         self._kinds = tuple(self.settings.span_kinds)
         self._threshold = self.settings.threshold_ns
         self._routes = self.settings.routes
+        #: Plain bool: ``RouteTable.__bool__`` is a Python call, on every span.
+        self._has_routes = bool(self._routes)
         #: span_id -> Watched, for watched spans and their open descendants.
         self._spans: dict[int, Watched] = {}
         #: threshold -> offset of a span's first deadline (thresholds are few).
@@ -116,7 +118,7 @@ class SlowStackProcessor(SpanProcessor):
                 self._failed("registry full")  # spans started but never ended
                 return
             threshold = self._threshold
-            if self._routes:
+            if self._has_routes:
                 rule = self._routes.lookup(route_key(span.attributes, span.name))
                 if rule is not None:
                     if rule.threshold_ns is None:
@@ -207,7 +209,7 @@ class SlowStackProcessor(SpanProcessor):
         timeline = watched.timeline
         if timeline is None:
             timeline = watched.timeline = Timeline(watched.start_ns, watched.threshold_ns, self.settings)
-            if self._routes and self._retarget(watched, timeline, span, now_ns):
+            if self._has_routes and self._retarget(watched, timeline, span, now_ns):
                 return
         due = timeline.take_due(now_ns, self.settings)
         if not due:
