@@ -11,12 +11,9 @@ import time
 import tracemalloc
 
 import pytest
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
+from support.sdk import Sdk, samples
 
-from otel_slowstack import SlowStackProcessor
 from otel_slowstack.local_variables import MAX_VALUE_CHARS, local_lines
 from otel_slowstack.settings import Settings
 
@@ -25,25 +22,19 @@ from otel_slowstack.settings import Settings
 def watched():
     """``watched(handler)`` runs ``handler`` under a SERVER span sampled once
     at 150 ms with locals on; returns that sample's ``code.stacktrace``."""
-    providers = []
+    made = []
 
     def run(handler, **settings) -> str:
-        exporter = InMemorySpanExporter()
-        provider = TracerProvider()
-        provider.add_span_processor(SimpleSpanProcessor(exporter))
-        provider.add_span_processor(
-            SlowStackProcessor(threshold=150, max_samples=1, capture_locals=True, max_stack_bytes=16384, **settings)
-        )
-        providers.append(provider)
-        with provider.get_tracer("test").start_as_current_span("GET /locals", kind=SpanKind.SERVER):
+        sdk = Sdk(threshold=150, max_samples=1, capture_locals=True, max_stack_bytes=16384, **settings)
+        made.append(sdk)
+        with sdk.tracer.start_as_current_span("GET /locals", kind=SpanKind.SERVER):
             handler()
-        (span,) = exporter.get_finished_spans()
-        (sample,) = [e.attributes for e in span.events if e.name == "slowstack.sample"]
+        (sample,) = samples(sdk.finished("GET /locals"))
         return sample["code.stacktrace"]
 
     yield run
-    for provider in providers:
-        provider.shutdown()
+    for sdk in made:
+        sdk.shutdown()
 
 
 def local_value(stack: str, name: str) -> str:

@@ -11,12 +11,9 @@ import time
 
 import pytest
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
+from support.sdk import Sdk
 
-from otel_slowstack import SlowStackProcessor
 
 SECRETS = [
     "pg-S3cr3t", "redis-S3cr3t", "bearer-S3cr3t", "flag-S3cr3t", "flag-eq-S3cr3t", "pair-S3cr3t",
@@ -49,25 +46,20 @@ def handler_with_secrets_under_innocent_names() -> None:
 def payload():
     """``payload(**settings)``: run the handler under a sampled SERVER span;
     return (the sample's stack, the OTLP protobuf bytes of every span)."""
-    providers = []
+    made = []
 
     def run(**settings) -> tuple:
-        exporter = InMemorySpanExporter()
-        provider = TracerProvider()
-        provider.add_span_processor(SimpleSpanProcessor(exporter))
-        provider.add_span_processor(
-            SlowStackProcessor(threshold=150, max_samples=1, capture_locals=True, max_stack_bytes=16384, **settings)
-        )
-        providers.append(provider)
-        with provider.get_tracer("test").start_as_current_span("GET /secrets", kind=SpanKind.SERVER):
+        sdk = Sdk(threshold=150, max_samples=1, capture_locals=True, max_stack_bytes=16384, **settings)
+        made.append(sdk)
+        with sdk.tracer.start_as_current_span("GET /secrets", kind=SpanKind.SERVER):
             handler_with_secrets_under_innocent_names()
-        spans = exporter.get_finished_spans()
+        spans = sdk.exporter.get_finished_spans()
         (stack,) = [e.attributes["code.stacktrace"] for s in spans for e in s.events if e.name == "slowstack.sample"]
         return stack, encode_spans(spans).SerializeToString()
 
     yield run
-    for provider in providers:
-        provider.shutdown()
+    for sdk in made:
+        sdk.shutdown()
 
 
 @pytest.mark.parametrize(
