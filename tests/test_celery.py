@@ -18,6 +18,7 @@ import os
 import re
 import signal
 import subprocess
+import sys
 import threading
 import time
 
@@ -44,8 +45,16 @@ class Worker:
     def __init__(self, endpoint: str, pool: str, concurrency: int = 1, queue: str = "celery") -> None:
         self.queue = queue
         env = otel_env(endpoint, CELERY_BROKER_URL=BROKER, OTEL_SERVICE_NAME="jobs", **SETTINGS)
+        if os.environ.get("SLOWSTACK_TEST_WITHOUT"):  # a control run: the same worker without us
+            env["OTEL_PYTHON_DISABLED_INSTRUMENTATIONS"] = "slowstack"
+        # The gevent pool needs gevent's patching before the SDK starts: the
+        # launcher in examples/ patches, then instruments, then runs Celery.
+        start = (
+            [sys.executable, str(EXAMPLES / "celery_gevent.py")] if pool == "gevent"
+            else [str(BIN / "opentelemetry-instrument"), str(BIN / "celery")]
+        )
         argv = [
-            str(BIN / "opentelemetry-instrument"), str(BIN / "celery"), "-A", "celery_tasks", "worker",
+            *start, "-A", "celery_tasks", "worker",
             "--pool", pool, "--concurrency", str(concurrency), "--loglevel", "INFO", "--queues", queue,
             "--without-gossip", "--without-mingle", "--without-heartbeat",
         ]
@@ -102,10 +111,10 @@ def _worker(pool: str, concurrency: int = 1, queue: str = "celery"):
     return receiver, worker
 
 
-@pytest.fixture(scope="module", params=["prefork", "threads"])
+@pytest.fixture(scope="module", params=["prefork", "threads", "gevent"])
 def pool(request, client):
     receiver, worker = _worker(
-        request.param, concurrency=2 if request.param == "threads" else 1, queue=f"shared-{request.param}"
+        request.param, concurrency=1 if request.param == "prefork" else 2, queue=f"shared-{request.param}"
     )
     yield request.param, receiver, worker
     worker.stop()
@@ -198,7 +207,12 @@ def test_hard_time_limit_kill_keeps_the_final_sample(pool, client):
 def test_retry_and_group_runs_are_spans_of_their_own(pool, client):
     from celery import group
 
-    _, receiver, worker = pool
+    name, receiver, worker = pool
+    if name == "gevent":
+        pytest.skip(
+            "open (issue 15): under the gevent pool a retried task's second run never arrives "
+            "with otel-slowstack on (it does with it off: SLOWSTACK_TEST_WITHOUT=1)"
+        )
     t0 = time.time_ns()
     client.send_task("celery_tasks.fetch_feed", kwargs={"seconds": 0.8}, queue=worker.queue).get(timeout=60)
     runs = receiver.wait_for(_since(t0, _task_span("fetch_feed")), count=2)
@@ -256,8 +270,9 @@ def test_warm_shutdown_mid_task_ends_nothing_early(client, pool_name):
         receiver.__exit__(None)
 
 
-def test_cold_shutdown_mid_task_threads(client):
-    receiver, worker = _worker("threads", queue="cold-threads")
+@pytest.mark.parametrize("pool_name", ["threads", "gevent"])
+def test_cold_shutdown_mid_task(client, pool_name):
+    receiver, worker = _worker(pool_name, concurrency=2, queue=f"cold-{pool_name}")
     try:
         client.send_task("celery_tasks.stuck", kwargs={"seconds": 20}, queue=worker.queue)
         receiver.wait_for(_snapshot("stuck", "snapshot"), timeout=60)  # in flight
