@@ -34,6 +34,7 @@ import logging
 import signal
 from typing import Any
 
+from . import failures
 from .import_hooks import wrap_once, when_imported
 
 _logger = logging.getLogger("otel_slowstack")
@@ -79,7 +80,7 @@ def _after_platform_tweaks(wrapped: Any, instance: Any, args: tuple, kwargs: dic
         cold_term = os.environ.get("REMAP_SIGTERM", "").upper() in ("SIGQUIT", "QUIT")
         shutdown.install_signal_handlers({signal.SIGTERM: not cold_term})
     except Exception:
-        _logger.exception("otel-slowstack: could not chain the signal handlers in the Celery worker")
+        failures.report_current("could not chain the signal handlers in the Celery worker")
     return result
 
 
@@ -94,7 +95,7 @@ def _in_pool_process(*args: Any, **kwargs: Any) -> None:
                 meanings[signum] = False  # the child's way to die
         shutdown.install_signal_handlers(meanings)
     except Exception:
-        _logger.exception("otel-slowstack: could not chain the signal handlers in a Celery pool process")
+        failures.report_current("could not chain the signal handlers in a Celery pool process")
 
 
 def _is_billiard_exit(handler: Any) -> bool:

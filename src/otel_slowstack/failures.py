@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 
 _logger = logging.getLogger("otel_slowstack")
 #: Kinds of failure logged so far; past this many, only at DEBUG level.
@@ -44,3 +45,10 @@ def report(exc: BaseException, what: str) -> None:
         return
     _seen.add(kind)
     _logger.warning("otel-slowstack: %s: %s", what, line)
+
+
+def report_current(what: str) -> None:
+    """``report`` for the exception being handled (inside an ``except`` block)."""
+    exc = sys.exc_info()[1]
+    if exc is not None:
+        report(exc, what)

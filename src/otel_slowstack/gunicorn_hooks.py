@@ -20,6 +20,7 @@ import logging
 import signal
 from typing import Any
 
+from . import failures
 from .import_hooks import wrap_once, when_imported
 
 _logger = logging.getLogger("otel_slowstack")
@@ -38,5 +39,5 @@ def _after_init_signals(wrapped: Any, instance: Any, args: tuple, kwargs: dict) 
         if shutdown.install_signal_handlers() and hasattr(signal, "siginterrupt"):
             signal.siginterrupt(signal.SIGTERM, False)
     except Exception:
-        _logger.exception("otel-slowstack: could not chain the signal handlers in the gunicorn worker")
+        failures.report_current("could not chain the signal handlers in the gunicorn worker")
     return result

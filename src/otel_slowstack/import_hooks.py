@@ -14,6 +14,8 @@ from __future__ import annotations
 import logging
 from typing import Any, Callable
 
+from . import failures
+
 _logger = logging.getLogger("otel_slowstack")
 _wrapped: set = set()
 
@@ -50,6 +52,6 @@ def _guarded(patch: Callable[[Any], None], module_name: str) -> Callable[[Any], 
         try:
             patch(module)
         except Exception:
-            _logger.exception("otel-slowstack: could not hook %s", module_name)
+            failures.report_current("could not hook %s" % (module_name,))
 
     return run

@@ -20,6 +20,7 @@ from typing import Any, Collection, Optional
 from opentelemetry import trace
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor
 
+from . import failures
 from .processor import SlowStackProcessor
 
 _logger = logging.getLogger("otel_slowstack")
@@ -42,7 +43,7 @@ class SlowStackInstrumentor(BaseInstrumentor):
             else:
                 self._attach_when_set()
         except Exception:
-            _logger.exception("otel-slowstack: could not instrument; the application runs without it")
+            failures.report_current("could not instrument; the application runs without it")
 
     def _attach(self, provider: Any) -> None:
         processor = SlowStackProcessor(tracer_provider=provider)
@@ -75,7 +76,7 @@ class SlowStackInstrumentor(BaseInstrumentor):
                     self._attach(tracer_provider)
                     _logger.info("otel-slowstack: attached to the tracer provider set by the application")
             except Exception:
-                _logger.exception("otel-slowstack: could not attach to the new tracer provider")
+                failures.report_current("could not attach to the new tracer provider")
 
         trace.set_tracer_provider = set_tracer_provider
 

@@ -89,7 +89,7 @@ class SlowStackProcessor(SpanProcessor):
             _logger.warning("otel-slowstack: this opentelemetry-api's SpanContext is not supported; nothing is watched")
         self._failures: set = set()
         self._tracers = snapshot.Tracers()
-        self._flusher = snapshot.Flusher()
+        self._flusher = snapshot.flusher()
         quiet.install()
         shutdown.register(self)
 
@@ -303,7 +303,6 @@ class SlowStackProcessor(SpanProcessor):
         shutdown.unregister(self)
         self._watchdog.remove(self._schedule)
         self._watchdog.join(2.0)
-        self._flusher.stop()
 
     # -- the way down (called by shutdown.py, never on a request) -----------
 

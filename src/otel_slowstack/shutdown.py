@@ -54,7 +54,7 @@ import weakref
 from types import FrameType
 from typing import Any, Callable, Optional
 
-from . import quiet, realthread, snapshot
+from . import failures, quiet, realthread, snapshot
 from .frames import current_frames
 
 _logger = logging.getLogger("otel_slowstack")
@@ -101,7 +101,7 @@ def register(processor: Any) -> None:
         uvicorn_hooks.install()
         celery_hooks.install()
     except Exception:
-        _logger.exception("otel-slowstack: could not install the exit hooks")
+        failures.report_current("could not install the exit hooks")
 
 
 def unregister(processor: Any) -> None:
@@ -134,7 +134,7 @@ class ChainedHandler:
         try:
             on_signal(signum, frame, self.graceful)
         except Exception:
-            _logger.exception("otel-slowstack: handling signal %s failed", signum)
+            failures.report_current("handling signal %s failed" % (signum,))
         previous = self.previous
         if callable(previous):
             return previous(signum, frame)
@@ -282,7 +282,7 @@ def _flush(targets: list, timeout_s: float) -> None:
         try:
             target.force_flush(int(timeout_s * 1000))
         except Exception:
-            _logger.exception("otel-slowstack: flushing on the way down failed")
+            failures.report_current("flushing on the way down failed")
 
 
 def _export_first(provider: Any, samples: list) -> None:
@@ -311,7 +311,7 @@ def _run_bounded(work: Callable[[Callable[[], None]], None], timeout_s: float) -
         try:
             work(reached)
         except Exception:
-            _logger.exception("otel-slowstack: the way-down work failed")
+            failures.report_current("the way-down work failed")
         finally:
             reached()
 

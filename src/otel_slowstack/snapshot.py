@@ -56,7 +56,7 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.trace import SpanKind
 
-from . import realthread
+from . import failures, realthread
 from .sampler import EVENT_NAME
 from .version import __version__
 
@@ -204,7 +204,7 @@ def export_at_once(provider: Any, samples: Iterable[tuple], timeout_s: float) ->
             try:
                 exporter.export(spans)
             except Exception:
-                _logger.exception("otel-slowstack: exporting the final samples failed")
+                failures.report_current("exporting the final samples failed")
             finally:
                 done.release()
 
@@ -335,7 +335,7 @@ class Flusher:
             try:
                 emit(tracer, parent, attributes, wall_ns)
             except Exception:
-                _logger.exception("otel-slowstack: ending a snapshot span failed")
+                failures.report_current("ending a snapshot span failed")
             self.request(provider)
 
     def _flush_pending(self) -> None:
@@ -344,5 +344,14 @@ class Flusher:
             try:
                 provider.force_flush(self.timeout_ms)
             except Exception:
-                _logger.exception("otel-slowstack: flushing a snapshot failed")
+                failures.report_current("flushing a snapshot failed")
             self.flushes += 1
+
+
+_flusher = Flusher()
+
+
+def flusher() -> Flusher:
+    """The process's one flusher (its threads start on first use), shared by
+    every processor like the watchdog."""
+    return _flusher

@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from . import failures
 from .import_hooks import wrap_once, when_imported
 
 _logger = logging.getLogger("otel_slowstack")
@@ -36,5 +37,5 @@ def _handle_exit(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
         if isinstance(signum, int):
             shutdown.on_signal(signum, frame, graceful=True)
     except Exception:
-        _logger.exception("otel-slowstack: snapshotting on uvicorn's stop failed")
+        failures.report_current("snapshotting on uvicorn's stop failed")
     return wrapped(*args, **kwargs)
