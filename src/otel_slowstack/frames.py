@@ -16,6 +16,7 @@ from types import FrameType
 from typing import Optional, Pattern
 
 from .local_variables import local_lines
+from .lru import LRU
 from .stacktrace import FrameLine
 
 #: Frames turned into data at most: the entry and the innermost ones. Deeper
@@ -44,12 +45,20 @@ def _library_roots() -> tuple[str, ...]:
 
 
 _LIBRARY_ROOTS = _library_roots()
-_app_cache: dict[str, bool] = {}
+#: filename -> is it the application's own.
+_app_files: LRU[bool] = LRU(4096)
+#: (id(code), offset) -> (code, FrameLine without locals): a sample makes one per frame.
+_frame_lines: LRU[tuple] = LRU(8192)
+#: (ids of the codes..., offsets...) -> (codes, FrameLines): a stuck thread's
+#: stack, unchanged from one sample to the next, is looked up once.
+_stacks: LRU[tuple] = LRU(128)
+#: Longer stacks (a runaway recursion) are not cached whole: rare, and large.
+MAX_CACHED_STACK = 512
 
 
 def is_app_file(filename: str) -> bool:
     """True for the application's own source files."""
-    known = _app_cache.get(filename)
+    known = _app_files.get(filename)
     if known is None:
         known = not (
             filename.startswith("<")
@@ -57,9 +66,7 @@ def is_app_file(filename: str) -> bool:
             or "dist-packages" in filename
             or filename.startswith(_LIBRARY_ROOTS)
         )
-        if len(_app_cache) > 4096:
-            _app_cache.clear()
-        _app_cache[filename] = known
+        _app_files.put(filename, known)
     return known
 
 
@@ -89,28 +96,52 @@ def lines_of(frames: list, redact: Optional[Pattern[str]] = None) -> list:
 
     With ``redact`` given, the innermost application frames carry their
     local variables.
+
+    What a frame shows depends only on its code object and its instruction
+    offset (locals aside), so only those two are read from the live frames,
+    in one quick pass, and everything else comes from caches: a line per
+    (code, offset), and whole stacks, for the thread stuck where it was at
+    the previous sample. On the watchdog thread, or a request thread
+    (``counters``).
     """
+    if redact is None and len(frames) <= MAX_CACHED_STACK:
+        codes = [frame.f_code for frame in frames]
+        key = (*map(id, codes), *[frame.f_lasti for frame in frames])
+        known = _stacks.get(key)
+        if known is not None:  # ``codes`` is kept in the entry: its ids are not reused meanwhile
+            return list(known[1])
+        lines = [_line_of(frame) for frame in frames]
+        _stacks.put(key, (codes, tuple(lines)))
+        return lines
     lines: list = []
     with_locals = MAX_FRAMES_WITH_LOCALS if redact is not None else 0
     elided = len(frames) - MAX_WALK
     kept = frames if elided <= 0 else frames[-(MAX_WALK - 1):]
     for frame in reversed(kept):
-        code = frame.f_code
-        filename = code.co_filename
-        app = is_app_file(filename)
-        local = ()
-        if with_locals and app:
-            local = local_lines(frame, redact)
+        line = _line_of(frame)
+        if with_locals and line.is_app:
+            # Values change from one sample to the next: never cached.
+            line = line._replace(local_lines=local_lines(frame, redact))
             with_locals -= 1
-        lines.append(_FRAME_LINE(FrameLine, (filename, _lineno(frame), code.co_name, app, local, 0)))
+        lines.append(line)
     if elided > 0:  # a runaway recursion: keep the entry, count the middle
         lines[-1] = lines[-1]._replace(elided_before=elided)
-        entry = frames[0]
-        code = entry.f_code
-        app = is_app_file(code.co_filename)
-        lines.append(_FRAME_LINE(FrameLine, (code.co_filename, _lineno(entry), code.co_name, app, (), 0)))
+        lines.append(_line_of(frames[0]))
     lines.reverse()
     return lines
+
+
+def _line_of(frame: FrameType) -> FrameLine:
+    """The frame's ``FrameLine`` without locals, cached per (code, offset)."""
+    code = frame.f_code
+    offset = frame.f_lasti
+    known = _frame_lines.get((id(code), offset))
+    if known is not None and known[0] is code:
+        return known[1]
+    filename = code.co_filename
+    line = _FRAME_LINE(FrameLine, (filename, _lineno(frame), code.co_name, is_app_file(filename), (), 0))
+    _frame_lines.put((id(code), offset), (code, line))
+    return line
 
 
 def _lineno(frame: FrameType) -> int:
