@@ -12,6 +12,7 @@ import os
 import site
 import sys
 import sysconfig
+from operator import attrgetter
 from types import FrameType
 from typing import Optional, Pattern
 
@@ -26,6 +27,9 @@ MAX_WALK = 4096
 MAX_FRAMES_WITH_LOCALS = 8
 #: ``FrameLine`` built straight from a tuple: a sample makes one per frame.
 _FRAME_LINE = tuple.__new__
+_F_CODE = attrgetter("f_code")
+_F_LASTI = attrgetter("f_lasti")
+_CO_FILENAME = attrgetter("co_filename")
 
 
 def _library_roots() -> tuple[str, ...]:
@@ -49,8 +53,9 @@ _LIBRARY_ROOTS = _library_roots()
 _app_files: LRU[bool] = LRU(4096)
 #: (id(code), offset) -> (code, FrameLine without locals): a sample makes one per frame.
 _frame_lines: LRU[tuple] = LRU(8192)
-#: (ids of the codes..., offsets...) -> (codes, FrameLines): a stuck thread's
-#: stack, unchanged from one sample to the next, is looked up once.
+#: Instruction offsets of a stack -> (its codes, their filenames, its
+#: FrameLines): a stuck thread's stack, unchanged from one sample to the next,
+#: is one lookup and two C-level list comparisons (see ``lines_of``).
 _stacks: LRU[tuple] = LRU(128)
 #: Longer stacks (a runaway recursion) are not cached whole: rare, and large.
 MAX_CACHED_STACK = 512
@@ -105,13 +110,17 @@ def lines_of(frames: list, redact: Optional[Pattern[str]] = None) -> list:
     (``counters``).
     """
     if redact is None and len(frames) <= MAX_CACHED_STACK:
-        codes = [frame.f_code for frame in frames]
-        key = (*map(id, codes), *[frame.f_lasti for frame in frames])
+        codes = list(map(_F_CODE, frames))
+        key = tuple(map(_F_LASTI, frames))
         known = _stacks.get(key)
-        if known is not None:  # ``codes`` is kept in the entry: its ids are not reused meanwhile
-            return list(known[1])
-        lines = [_line_of(frame) for frame in frames]
-        _stacks.put(key, (codes, tuple(lines)))
+        # The same offsets in the same code objects: the same lines. ``==``
+        # on lists checks identity first (C speed); a code object that is
+        # equal but not identical (the same function in another file) is
+        # equal in everything a line shows but its file name, compared next.
+        if known is not None and codes == known[0] and list(map(_CO_FILENAME, codes)) == known[1]:
+            return list(known[2])
+        lines = _lines_without_locals(frames, codes, key)
+        _stacks.put(key, (codes, [code.co_filename for code in codes], tuple(lines)))
         return lines
     lines: list = []
     with_locals = MAX_FRAMES_WITH_LOCALS if redact is not None else 0
@@ -131,8 +140,32 @@ def lines_of(frames: list, redact: Optional[Pattern[str]] = None) -> list:
     return lines
 
 
+def _lines_without_locals(frames: list, codes: list, offsets: tuple) -> list:
+    """``_line_of`` for every frame, inlined: a new stack is mostly lines seen before."""
+    data = _frame_lines.data
+    get, touch = data.get, data.move_to_end
+    lines = []
+    for frame, code, offset in zip(frames, codes, offsets):
+        key = (id(code), offset)
+        known = get(key)
+        if known is not None and known[0] is code:
+            try:
+                touch(key)
+            except KeyError:  # evicted by another thread meanwhile
+                pass
+            lines.append(known[1])
+        else:
+            lines.append(_line_of(frame))
+    return lines
+
+
 def _line_of(frame: FrameType) -> FrameLine:
-    """The frame's ``FrameLine`` without locals, cached per (code, offset)."""
+    """The frame's ``FrameLine`` without locals, cached per (code, offset).
+
+    Keyed by ``id(code)``: hashing a code object hashes its constants and
+    names. The entry keeps the code object, so its id is not reused while
+    the entry lives, and a hit is checked by identity all the same.
+    """
     code = frame.f_code
     offset = frame.f_lasti
     known = _frame_lines.get((id(code), offset))

@@ -13,6 +13,7 @@ compute the value; an entry evicted by one while another reads it is a miss.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from typing import Any, Generic, Hashable, Optional, TypeVar
 
 V = TypeVar("V")
@@ -21,32 +22,36 @@ V = TypeVar("V")
 class LRU(Generic[V]):
     """At most ``maxsize`` entries; ``get`` refreshes, ``put`` evicts the stalest."""
 
-    __slots__ = ("_data", "maxsize")
+    __slots__ = ("data", "maxsize")
 
     def __init__(self, maxsize: int) -> None:
-        self._data: dict = {}
+        #: Stalest first. A caller in a hot loop may use ``data.get`` and
+        #: ``data.move_to_end`` (both C) directly, as ``get`` does.
+        self.data: OrderedDict = OrderedDict()
         self.maxsize = maxsize
 
     def get(self, key: Hashable, default: Any = None) -> Optional[V]:
-        data = self._data
-        try:
-            value = data.pop(key)
-        except KeyError:
-            return default
-        data[key] = value  # back at the end: most recently used
+        data = self.data
+        value = data.get(key, default)
+        if value is not default:
+            try:
+                data.move_to_end(key)  # most recently used
+            except KeyError:  # evicted by another thread meanwhile
+                pass
         return value
 
     def put(self, key: Hashable, value: V) -> None:
-        data = self._data
+        data = self.data
         data[key] = value
+        data.move_to_end(key)
         while len(data) > self.maxsize:
-            try:  # a dict iterates in insertion order: the first key is the stalest
-                del data[next(iter(data))]
-            except (KeyError, RuntimeError, StopIteration):  # another thread got there first
+            try:
+                data.popitem(last=False)
+            except KeyError:  # another thread emptied it first
                 break
 
     def clear(self) -> None:
-        self._data.clear()
+        self.data.clear()
 
     def __len__(self) -> int:
-        return len(self._data)
+        return len(self.data)
