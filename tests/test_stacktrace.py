@@ -103,3 +103,109 @@ def test_locals_fill_remaining_room_innermost_first():
 
 def test_elision_marker_form():
     assert elision_line(7) == "  [... 7 frames elided ...]"
+
+
+# -- the same text as before the formatter was made fast (issue 12) ------------
+
+
+def _reference_format(frames, max_frames: int, max_bytes: int) -> str:
+    """The formatter as it was before issue 12 (commit bfe1ee8), kept as the
+    oracle: the report parses this text, so a faster formatter must not
+    change one byte of it."""
+    from bisect import bisect_left
+
+    def size(line):
+        return len(line.encode("utf-8", "surrogatepass")) + 1
+
+    def gap(count):
+        return 27 + len(str(count)) if count > 0 else 0
+
+    if not frames:
+        return ""
+    positions, position = [], -1
+    for frame in frames:
+        position += frame.elided_before + 1
+        positions.append(position)
+    n = position + 1
+    texts = [frame.text() for frame in frames]
+    sizes = [size(text) for text in texts]
+    budget = max_bytes + 1
+    if n <= max_frames and sum(sizes) <= budget and not any(f.local_lines for f in frames):
+        return "\n".join(texts)
+    last = len(frames) - 1
+    order = [last] + ([0] if last > 0 else [])
+    order += [i for i in range(last - 1, 0, -1) if frames[i].is_app]
+    order += [i for i in range(last - 1, 0, -1) if i not in set(order)]
+    smallest, kept, used = min(sizes), [], gap(n)
+    for index in order:
+        if len(kept) >= max_frames or used + smallest > budget:
+            break
+        pos = bisect_left(kept, index)
+        before = positions[kept[pos - 1]] if pos else -1
+        after = positions[kept[pos]] if pos < len(kept) else n
+        at = positions[index]
+        cost = sizes[index] + gap(at - before - 1) + gap(after - at - 1) - gap(after - before - 1)
+        if used + cost <= budget:
+            kept.insert(pos, index)
+            used += cost
+    if not kept:
+        from otel_slowstack.stacktrace import _squeeze
+
+        return _squeeze(texts[-1], n - 1, max_bytes)
+    room, with_locals = budget - used, {}
+    for index in reversed(kept):
+        for line in frames[index].local_lines:
+            if size(line) > room:
+                break
+            with_locals.setdefault(index, []).append(line)
+            room -= size(line)
+        else:
+            continue
+        break
+    lines, previous = [], -1
+    for index in kept:
+        at = positions[index]
+        if at - previous > 1:
+            lines.append(elision_line(at - previous - 1))
+        lines.append(texts[index])
+        lines.extend(with_locals.get(index, ()))
+        previous = at
+    if n - 1 - previous > 0:
+        lines.append(elision_line(n - 1 - previous))
+    return "\n".join(lines)
+
+
+def _random_stack(rng) -> list:
+    frames = []
+    for i in range(rng.choice([1, 2, 3, 20, 52, 54, 80, 200, 600])):
+        roll = rng.random()
+        path = rng.choice(["/srv/shop/", "/venv/lib/python3.11/site-packages/django/", "/srv/ünï/", "<frozen "])
+        local = (f"    order_id = {i}", "    password = [REDACTED]") if roll < 0.05 else ()
+        elided = rng.choice([0] * 30 + [1, 9, 10, 99, 100, 5000])
+        frames.append(FrameLine(path + "m" * rng.randrange(60) + ".py", rng.randrange(1, 20000), f"f{i}", roll < 0.5, local, elided))
+    return frames
+
+
+def test_output_is_byte_identical_to_the_formatter_before_issue_12():
+    import random
+
+    rng = random.Random(12)
+    for _ in range(600):
+        frames = _random_stack(rng)
+        max_frames, max_bytes = rng.choice([1, 2, 5, 64, 10_000]), rng.choice([40, 100, 256, 512, 2048, 8192, 65536])
+        expected = _reference_format(frames, max_frames, max_bytes)
+        assert format_stack(frames, max_frames, max_bytes) == expected
+        assert format_stack(tuple(frames), max_frames, max_bytes) == expected  # cached by now, or not cacheable
+        assert format_stack(list(frames), max_frames, max_bytes) == expected
+
+
+def test_a_cached_text_is_never_served_for_other_lines_with_the_same_ends():
+    """The whole-stack cache is bucketed by the outermost and innermost lines:
+    a stack that differs only in its middle gets its own text."""
+    outer, inner = app(0), lib(99)
+    first = [outer] + [lib(i) for i in range(1, 40)] + [inner]
+    second = [outer] + [app(i) for i in range(1, 40)] + [inner]
+    assert format_stack(first, 64, 2048) == _reference_format(first, 64, 2048)
+    assert format_stack(second, 64, 2048) == _reference_format(second, 64, 2048)
+    assert format_stack(first, 64, 2048) != format_stack(second, 64, 2048)
+    assert format_stack(first, 64, 1024) == _reference_format(first, 64, 1024)  # limits are part of the key

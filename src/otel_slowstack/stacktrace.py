@@ -14,7 +14,11 @@ neither the SDK nor a backend has to cut the value blindly.
 from __future__ import annotations
 
 from bisect import bisect_left
+from itertools import accumulate
+from operator import attrgetter
 from typing import NamedTuple, Sequence
+
+from .lru import LRU
 
 
 class FrameLine(NamedTuple):
@@ -39,6 +43,8 @@ def elision_line(count: int) -> str:
 
 def _size(line: str) -> int:
     """Bytes the line takes in the joined value, with its newline."""
+    if line.isascii():  # nearly always: no encoding needed to count
+        return len(line) + 1
     return len(line.encode("utf-8", "surrogatepass")) + 1
 
 
@@ -47,13 +53,28 @@ def _gap_cost(count: int) -> int:
     return 27 + len(str(count)) if count > 0 else 0
 
 
+_IS_APP = attrgetter("is_app")
+_ELIDED_BEFORE = attrgetter("elided_before")
+
+
 def _priority(frames: Sequence[FrameLine]) -> list[int]:
     last = len(frames) - 1
     order = [last] + ([0] if last > 0 else [])
-    order += [i for i in range(last - 1, 0, -1) if frames[i].is_app]
-    chosen = set(order)
-    order.extend(i for i in range(last - 1, 0, -1) if i not in chosen)
+    flags = list(map(_IS_APP, frames))
+    app = [i for i in range(last - 1, 0, -1) if flags[i]]
+    order += app
+    if len(app) < last - 1:
+        order += [i for i in range(last - 1, 0, -1) if not flags[i]]
     return order
+
+
+#: (len, limits, ids of the outermost and innermost lines) -> (lines, text).
+#: The text is a pure function of the lines' values, and a hit is checked
+#: value for value (identity first, so a stuck thread's unchanged stack
+#: costs one C-level list comparison): never a stale or foreign text.
+_formatted: LRU[tuple] = LRU(128)
+#: Stacks of more frames are formatted every time (a runaway recursion: rare).
+MAX_CACHED_FRAMES = 512
 
 
 def format_stack(
@@ -62,38 +83,63 @@ def format_stack(
     """Frames (outermost first) → traceback text within both limits."""
     if not frames:
         return ""
+    n_lines = len(frames)
+    if n_lines > MAX_CACHED_FRAMES:
+        return _format(frames, max_frames, max_bytes)
+    key = (n_lines, max_frames, max_bytes, id(frames[0]), id(frames[-1]))
+    lines = frames if type(frames) is list else list(frames)
+    known = _formatted.get(key)
+    if known is not None and known[0] == lines:
+        return known[1]
+    text = _format(lines, max_frames, max_bytes)
+    if not any(frame.local_lines for frame in lines):  # values change: not worth keeping
+        _formatted.put(key, (lines[:], text))
+    return text
+
+
+def _format(frames: Sequence[FrameLine], max_frames: int, max_bytes: int) -> str:
     # Each frame's position in the whole stack, counting frames dropped before formatting.
-    positions: list[int] = []
-    position = -1
-    for frame in frames:
-        position += frame.elided_before + 1
-        positions.append(position)
-    n = position + 1
-    texts = [frame.text() for frame in frames]
-    sizes = [_size(text) for text in texts]
+    elided = list(map(_ELIDED_BEFORE, frames))
+    positions: Sequence[int]
+    if any(elided):
+        positions = [p - 1 for p in accumulate(e + 1 for e in elided)]
+    else:
+        positions = range(len(frames))
+    n = positions[-1] + 1
+    texts = [f'  File "{f.filename}", line {f.lineno}, in {f.name}' for f in frames]
+    sizes = [len(t) + 1 if t.isascii() else _size(t) for t in texts]
     # The joined value has no final newline, so one byte of slack.
     budget = max_bytes + 1
     if n <= max_frames and sum(sizes) <= budget and not any(f.local_lines for f in frames):
         return "\n".join(texts)
     smallest = min(sizes)
     kept: list[int] = []
-    used = _gap_cost(n)  # with nothing kept, everything is one elided run
+    count = 0
+    used = widest = _gap_cost(n)  # with nothing kept, everything is one elided run
     for index in _priority(frames):
-        if len(kept) >= max_frames or used + smallest > budget:
+        if count >= max_frames or used + smallest > budget:
             break
+        size = sizes[index]
+        if used + size - widest > budget:
+            continue  # cannot fit even if it spared the widest marker there can be
         pos = bisect_left(kept, index)
-        before = positions[kept[pos - 1]] if pos else -1
-        after = positions[kept[pos]] if pos < len(kept) else n
         at = positions[index]
-        cost = (
-            sizes[index]
-            + _gap_cost(at - before - 1)
-            + _gap_cost(after - at - 1)
-            - _gap_cost(after - before - 1)
-        )
+        before = positions[kept[pos - 1]] if pos else -1
+        after = positions[kept[pos]] if pos < count else n
+        # Kept, it splits one elided run (or its marker) into up to two.
+        left = at - before - 1
+        right = after - at - 1
+        merged = left + right + 1
+        # ``_gap_cost`` inlined: this loop is most of a new stack's formatting.
+        cost = size - (28 if merged < 10 else 29 if merged < 100 else 27 + len(str(merged)))
+        if left:
+            cost += 28 if left < 10 else 29 if left < 100 else 27 + len(str(left))
+        if right:
+            cost += 28 if right < 10 else 29 if right < 100 else 27 + len(str(right))
         if used + cost <= budget:
             kept.insert(pos, index)
             used += cost
+            count += 1
     if not kept:
         return _squeeze(texts[-1], n - 1, max_bytes)
     with_locals = _fit_locals(frames, kept, budget - used)
