@@ -390,9 +390,10 @@ def readme_costs(r: dict, quick: bool) -> str:
             f"; a whole Django request: {r['django_compare']['1']['ours_over_otel']['added_pct']:+.1f} %."
             if "django_compare" in r else ".")))
     bullet("django_compare", lambda r: (
-        "- Against Dogslow on the same Django app, µs added per request by each tool itself (Dogslow over the bare "
-        "app, otel-slowstack over the OpenTelemetry-instrumented app): " + "; ".join(
-            f"{int(n):,} in flight {plus(v['ours_over_otel']['added_us'])} against {plus(v['dogslow_over_bare']['added_us'])}"
+        "- Against Dogslow on the same Django app, µs added per request by each tool itself (otel-slowstack over the "
+        "OpenTelemetry-instrumented app, Dogslow over the bare app): " + "; ".join(
+            f"{int(n):,} in flight, otel-slowstack {plus(v['ours_over_otel']['added_us'])}, "
+            f"Dogslow {plus(v['dogslow_over_bare']['added_us'])}"
             for n, v in r["django_compare"].items()) + "."))
     bullet("sample_cost", lambda r: (
         f"- One sample of a {r['sample_cost']['frames']}-frame stack, on the watchdog thread: "
