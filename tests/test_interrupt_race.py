@@ -64,7 +64,8 @@ class DetachErrors(logging.Handler):
         self.records.append(record.getMessage())
 
 
-def race(serve_one) -> tuple:
+def interrupting_sdk() -> tuple:
+    """(exporter, provider, processor): every request span interrupted at INTERRUPT_AFTER_MS."""
     exporter = InMemorySpanExporter()
     provider = TracerProvider()
     processor = SlowStackProcessor(
@@ -73,6 +74,11 @@ def race(serve_one) -> tuple:
     )
     provider.add_span_processor(processor)
     provider.add_span_processor(SimpleSpanProcessor(exporter))
+    return exporter, provider, processor
+
+
+def race(serve_one) -> tuple:
+    exporter, provider, processor = interrupting_sdk()
     outcome = Outcome()
     errors = DetachErrors()
     logging.getLogger("opentelemetry.context").addHandler(errors)
@@ -154,14 +160,7 @@ def test_asyncio_interrupts_racing_the_end_of_the_span_lose_and_leak_nothing():
 
     from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware as AsgiMiddleware
 
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    processor = SlowStackProcessor(
-        tracer_provider=provider, threshold=INTERRUPT_AFTER_MS, max_samples=1,
-        snapshot_after="off", interrupt_after=INTERRUPT_AFTER_MS,
-    )
-    provider.add_span_processor(processor)
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    exporter, provider, processor = interrupting_sdk()
     outcome = Outcome()
     errors = DetachErrors()
 
