@@ -207,12 +207,7 @@ def test_hard_time_limit_kill_keeps_the_final_sample(pool, client):
 def test_retry_and_group_runs_are_spans_of_their_own(pool, client):
     from celery import group
 
-    name, receiver, worker = pool
-    if name == "gevent":
-        pytest.skip(
-            "open (issue 15): under the gevent pool a retried task's second run never arrives "
-            "with otel-slowstack on (it does with it off: SLOWSTACK_TEST_WITHOUT=1)"
-        )
+    _, receiver, worker = pool
     t0 = time.time_ns()
     client.send_task("celery_tasks.fetch_feed", kwargs={"seconds": 0.8}, queue=worker.queue).get(timeout=60)
     runs = receiver.wait_for(_since(t0, _task_span("fetch_feed")), count=2)

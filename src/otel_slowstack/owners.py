@@ -457,6 +457,12 @@ class GreenletOwner:
         self._candidates = None
 
 
+def hub_of_owner(owner: Any) -> Any:
+    """The gevent hub a greenlet owner runs under, or None (not a greenlet)."""
+    greenlet = getattr(owner, "greenlet", None) if isinstance(owner, GreenletOwner) else None
+    return _hub_of(greenlet) if greenlet is not None else None
+
+
 def _hub_of(greenlet: Any) -> Any:
     hub_module = _modules.get("gevent.hub")
     if hub_module is None:

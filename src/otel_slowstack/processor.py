@@ -32,7 +32,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from . import counters, failures, interrupt, interrupt_signal, quiet, seams, shutdown, snapshot
 from .entry import starter_of_span_being_started
 from .interrupt import SlowRequestInterrupted
-from .owners import _get_running_loop, task_or_greenlet_owner
+from .owners import _get_running_loop, hub_of_owner, task_or_greenlet_owner
 from .realthread import get_ident
 from .routes import route_key
 from .sampler import EVENT_NAME, cpu_baseline, sample_attributes
@@ -280,7 +280,12 @@ class SlowStackProcessor(SpanProcessor):
             with quiet.quietly():
                 snapshot.emit(self._tracers.get(provider), span, attributes, time.time_ns())
         else:
-            self._flusher.emit(self._tracers.get(provider), span, attributes, time.time_ns(), provider)
+            tracer = self._tracers.get(provider)
+            hub = hub_of_owner(watched._owner)
+            if hub is not None:  # gevent: the SDK's locks are the hub's; end it there
+                self._flusher.emit_in_hub(hub, tracer, span, attributes, time.time_ns(), provider)
+            else:
+                self._flusher.emit(tracer, span, attributes, time.time_ns(), provider)
         return provider
 
     def _retarget(self, watched: Watched, timeline: Timeline, span: Any, now_ns: int) -> bool:

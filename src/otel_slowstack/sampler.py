@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 from . import cpu, sql
 from .frames import current_frames
-from .owners import ThreadOwner
+from .owners import GreenletOwner, ThreadOwner
 from .tasks import futures_waited_on
 from .settings import Settings
 from .stacktrace import format_stack
@@ -154,14 +154,17 @@ def cpu_baseline(watched: Watched, timeline: Any, now_ns: int, frames_by_thread:
     thread doing the span's work, so the first sample has a ``cpu_ratio``.
 
     The request's own thread never reads a clock for it. Which thread does
-    the work: a plain thread's own, unless it waits on a future; otherwise a
-    capture (its lines thrown away) says (a pool thread, for a task).
+    the work: a plain thread's own unless it waits on a future, a greenlet's
+    thread; otherwise a capture (its lines thrown away) says (a pool thread,
+    for a task).
     """
     owner = watched.owner
     if owner is None:
         return
-    if type(owner) is ThreadOwner and not futures_waited_on(frames_by_thread.get(owner.ident)):
-        ident = owner.ident  # a thread doing its own work: no capture needed
+    if type(owner) is GreenletOwner or (
+        type(owner) is ThreadOwner and not futures_waited_on(frames_by_thread.get(owner.ident))
+    ):
+        ident = owner.thread_ident  # its own thread does the work: no capture needed
     else:
         if owner.capture(frames_by_thread, None) is None:
             return

@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import time
 import weakref
 from collections import deque
@@ -315,6 +316,19 @@ class Flusher:
         self._snapshots.append((tracer, parent, attributes, wall_ns, provider))  # deque: thread-safe
         self._ender.wake()
 
+    def emit_in_hub(self, hub: Any, tracer: Any, parent: Any, attributes: dict, wall_ns: int, provider: Any) -> None:
+        """``emit`` for a span served by a gevent greenlet: ended and flushed in a
+        greenlet of that hub. After monkey-patching, the SDK's locks, events and
+        conditions belong to the hub: taken from one of our OS threads they
+        can leave the batch processor's greenlet waiting for good."""
+        if self._ender.stopped:
+            return
+        work = (tracer, parent, attributes, wall_ns, provider, self.timeout_ms)
+        try:
+            hub.loop.run_callback_threadsafe(_spawn_in_hub, work)
+        except Exception:
+            failures.report_current("handing a snapshot to the gevent hub failed")
+
     def request(self, provider: Any) -> None:
         """Have ``provider`` flushed; snapshots handed to ``emit`` ask for it themselves."""
         if self._flusher.stopped:
@@ -346,6 +360,22 @@ class Flusher:
             except Exception:
                 failures.report_current("flushing a snapshot failed")
             self.flushes += 1
+
+
+def _spawn_in_hub(work: tuple) -> None:
+    """In the hub (a callback must not block): a greenlet of its own does the work."""
+    gevent = sys.modules.get("gevent")
+    if gevent is not None:
+        gevent.spawn(_end_and_flush, work)
+
+
+def _end_and_flush(work: tuple) -> None:
+    tracer, parent, attributes, wall_ns, provider, timeout_ms = work
+    try:
+        emit(tracer, parent, attributes, wall_ns)
+        provider.force_flush(timeout_ms)
+    except Exception:
+        failures.report_current("ending a snapshot span in the gevent hub failed")
 
 
 _flusher = Flusher()
