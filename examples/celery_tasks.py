@@ -76,6 +76,12 @@ def fetch_feed(self, seconds: float = 1.0) -> str:
 
 
 @app.task
+def tally(results: list) -> int:
+    """A chord's callback: how many of its header's runs returned."""
+    return len(results)
+
+
+@app.task
 def stuck(seconds: float = 60.0) -> str:
     wait_for_lock(seconds)
     return "finally"

@@ -204,8 +204,8 @@ def test_hard_time_limit_kill_keeps_the_final_sample(pool, client):
     _assert_named(earlier[0], "stuck")
 
 
-def test_retry_and_group_runs_are_spans_of_their_own(pool, client):
-    from celery import group
+def test_retry_group_and_chord_runs_are_spans_of_their_own(pool, client):
+    from celery import chord, group
 
     _, receiver, worker = pool
     t0 = time.time_ns()
@@ -216,6 +216,12 @@ def test_retry_and_group_runs_are_spans_of_their_own(pool, client):
     job = group(member.clone() for _ in range(2))
     job.apply_async().get(timeout=60)
     members = receiver.wait_for(_since(t1, _task_span("reindex")), count=2)
+    t2 = time.time_ns()
+    callback = client.signature("celery_tasks.tally", queue=worker.queue)
+    assert chord(member.clone() for _ in range(2))(callback).get(timeout=60) == 2
+    members += receiver.wait_for(_since(t2, _task_span("reindex")), count=2)
+    (tallied,) = receiver.wait_for(_since(t2, _task_span("tally")))
+    assert not samples(tallied)  # the callback was quick: none of its members' samples
     for span in runs + members:
         found = samples(span)
         assert found, span

@@ -120,8 +120,8 @@ def test_sigterm_with_no_handler_ends_the_span_and_still_terminates(receiver, tm
     span = _invoice(receiver)
     assert span["status"] == "error"
     assert "SIGTERM" in span["status_message"]
-    final = samples(span)[-1]
-    assert final["slowstack.trigger"] == "signal"
+    # The final sample (a sample the watchdog was taking at that very moment may land after it).
+    (final,) = [s for s in samples(span) if s["slowstack.trigger"] == "signal"]
     assert "in generate_invoice" in final["code.stacktrace"]
 
 

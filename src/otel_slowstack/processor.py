@@ -339,6 +339,8 @@ class SlowStackProcessor(SpanProcessor):
                 timeline = watched.timeline
                 if timeline is None:
                     timeline = watched.timeline = Timeline(watched.start_ns, watched.threshold_ns, self.settings)
+                # The final sample stays the last: nothing more is due for the watchdog.
+                timeline.baseline_at = timeline.sample_at = timeline.snapshot_at = timeline.interrupt_at = None
                 index = timeline.samples + 1
                 attributes = sample_attributes(watched, trigger, index, now_ns, self.settings, frames_by_thread)
                 if attributes is not None:
