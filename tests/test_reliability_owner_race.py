@@ -34,7 +34,7 @@ def test_a_task_owner_released_during_capture_answers_none(monkeypatch):
     captured: list = []
 
     async def request() -> None:
-        box[0] = owners.current_owner(sys._getframe(0))
+        box[0] = owners.task_or_greenlet_owner(sys._getframe(0), None)
         assert isinstance(box[0], owners.TaskOwner)
         ready = asyncio.Event()
         asyncio.get_running_loop().call_later(0.05, ready.set)

@@ -146,17 +146,6 @@ def classify(span: Any, attributes: Any = None) -> Optional[str]:
     return None
 
 
-def _attributes_of(span: Any) -> Any:
-    """An ended span's attributes, as the SDK's own plain dict where it keeps one.
-
-    The public ``attributes`` is a read-only proxy over a Python-level
-    mapping, where every missing key costs a raised and caught ``KeyError``;
-    an ended span's attributes no longer change, so the dict is safe to read.
-    """
-    plain = getattr(getattr(span, "_attributes", None), "_dict", None)
-    return plain if type(plain) is dict else (span.attributes or {})
-
-
 def statement_text(attributes: Any) -> Optional[str]:
     """The statement a database span ran, under either convention's key."""
     text = attributes.get("db.query.text") or attributes.get("db.statement")

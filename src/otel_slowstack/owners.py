@@ -1,7 +1,7 @@
 """Who runs a watched span's code, and how to read (or interrupt) it from outside.
 
 An owner is recorded in ``on_start`` for the price of a few attribute reads
-(``current_owner``), and asked for its stack only when a sample is due. Every
+(``task_or_greenlet_owner``; a plain thread's later, by ``Watched.owner``), and asked for its stack only when a sample is due. Every
 owner answers the same questions:
 
 - ``thread_ident``: the OS thread it runs on (``thread.id``, the CPU clock),
@@ -71,7 +71,7 @@ LANDING_TRIES = 1500
 class ThreadOwner:
     """A span served by one OS thread from start to end (WSGI, Celery, ...)."""
 
-    __slots__ = ("ident", "starter", "start_lasti", "_candidates", "thread_ident", "same_thread")
+    __slots__ = ("ident", "starter", "start_lasti", "_candidates", "thread_ident")
 
     def __init__(self, ident: int, starter: Optional[FrameType], start_lasti: Optional[int] = None) -> None:
         self.ident = ident
@@ -87,7 +87,6 @@ class ThreadOwner:
         #: The thread whose frames end the last capture: a pool thread while
         #: this one waits on a ``concurrent.futures`` future it works on.
         self.thread_ident = ident
-        self.same_thread = True
 
     def capture(self, frames_by_thread: dict, redact: Optional[Pattern[str]]) -> Optional[list]:
         candidates = _candidates_of(self)  # read once: ``release`` may run meanwhile
@@ -103,7 +102,6 @@ class ThreadOwner:
         if worker is not None:  # it waits on a pool thread: show what that thread does
             ident, holder = worker
             frames += frames_between(frames_by_thread.get(ident), holder) or ()
-        self.same_thread = ident == self.thread_ident
         self.thread_ident = ident
         return lines_of(frames, redact)
 
@@ -176,7 +174,6 @@ class TaskOwner:
         "starter",
         "registry",
         "thread_ident",
-        "same_thread",
         "loop_blocked_by",
         "_candidates",
         "_sent",
@@ -190,8 +187,6 @@ class TaskOwner:
         self.starter = starter
         self.registry = registry  # span_id -> Watched, to name the span holding the loop
         self.thread_ident = ident
-        #: False when this capture's thread is not the previous one's (no CPU ratio then).
-        self.same_thread = True
         self.loop_blocked_by: Optional[str] = None
         self._candidates: Optional[dict] = None
         self._sent = False  # an exception was sent to the loop thread
@@ -231,7 +226,6 @@ class TaskOwner:
         lines = lines_of(frames, redact)
         if task.done():
             return None
-        self.same_thread = ident == self.thread_ident
         self.thread_ident = ident
         self.loop_blocked_by = blocked_by
         return lines
@@ -622,11 +616,6 @@ def _span_name_in_context(task: Any, registry: Optional[dict], owner: Any) -> Op
         return getattr(span, "name", None)
     except Exception:
         return None
-
-
-def current_owner(starter: Optional[FrameType], registry: Optional[dict] = None) -> Any:
-    """The owner of a span starting now, on the calling thread."""
-    return task_or_greenlet_owner(starter, registry) or ThreadOwner(get_ident(), starter)
 
 
 def task_or_greenlet_owner(starter: Optional[FrameType], registry: Optional[dict]) -> Any:

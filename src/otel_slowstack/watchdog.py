@@ -97,11 +97,6 @@ class Watchdog:
         if self._started:
             self.wake()
 
-    def due_at(self, deadline_ns: int) -> None:
-        """A new deadline: wake the thread if it sleeps past it."""
-        if deadline_ns < self.sleep_until:
-            self.wake()
-
     def wake(self) -> None:
         if not self._started:
             self._start()
