@@ -16,7 +16,7 @@ import time
 import tracemalloc
 
 from common import emit
-from otel_slowstack.local_variables import local_lines
+from otel_slowstack.capture.local_variables import local_lines
 from otel_slowstack.settings import Settings
 
 

@@ -30,7 +30,7 @@ from opentelemetry.trace import SpanKind
 
 from common import emit, percentile
 from otel_slowstack import SlowStackProcessor
-from otel_slowstack import sampler
+from otel_slowstack import sample as sampler
 
 DEPTH = 52
 

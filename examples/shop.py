@@ -1,1 +1,1 @@
-../src/otel_slowstack/examples/shop.py
+../otel_slowstack/examples/shop.py

@@ -185,7 +185,9 @@ def test_soft_time_limit(pool, client):
     span = receiver.wait_for(_since(t0, _task_span("stuck")), timeout=60)[0]
     assert span["status"] == "error"
     found = samples(span)
-    assert len(found) >= 2 and all("in wait_for_lock" in s["code.stacktrace"] for s in found)
+    # The last sample may catch Celery formatting the SoftTimeLimitExceeded it raised.
+    stacks = [s["code.stacktrace"] for s in found]
+    assert len(found) >= 2 and all("in wait_for_lock" in stack for stack in stacks[:-1]), stacks
 
 
 def test_hard_time_limit_kill_keeps_the_final_sample(pool, client):

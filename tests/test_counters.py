@@ -27,7 +27,8 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
-from otel_slowstack import SlowStackProcessor, counters, sampler, sql
+from otel_slowstack import SlowStackProcessor, counters, sql
+from otel_slowstack import sample as sampler
 
 SERVER = SpanKind.SERVER
 

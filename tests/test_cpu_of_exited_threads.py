@@ -26,7 +26,7 @@ def test_clock_of_exited_threads_is_none_not_a_crash():
     done = _run(
         """
         import threading
-        from otel_slowstack import cpu
+        from otel_slowstack.capture import cpu
 
         live = cpu.thread_cpu_ns(threading.get_ident(), threading.get_native_id())
         assert live is not None and live > 0, live

@@ -13,10 +13,10 @@ import threading
 
 import pytest
 
-from otel_slowstack import frames, stacktrace
-from otel_slowstack.frames import frame_lines, lines_of
-from otel_slowstack.lru import LRU
-from otel_slowstack.stacktrace import FrameLine, format_stack
+from otel_slowstack.capture import frames, stacktrace
+from otel_slowstack.capture.frames import frame_lines, lines_of
+from otel_slowstack.capture.lru import LRU
+from otel_slowstack.capture.stacktrace import FrameLine, format_stack
 
 
 def uncached(frame_list: list) -> list:

@@ -12,7 +12,8 @@ import pytest
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import SpanKind
 
-from otel_slowstack import SlowRequestInterrupted, SlowStackProcessor, interrupt
+from otel_slowstack import SlowRequestInterrupted, SlowStackProcessor
+from otel_slowstack.lifecycle import interrupt
 from otlp_receiver import samples
 from servers import gunicorn, wait_until
 

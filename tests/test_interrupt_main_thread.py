@@ -20,7 +20,8 @@ import pytest
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import SpanKind
 
-from otel_slowstack import SlowRequestInterrupted, SlowStackProcessor, interrupt_signal
+from otel_slowstack import SlowRequestInterrupted, SlowStackProcessor
+from otel_slowstack.lifecycle import interrupt_signal
 from otlp_receiver import samples
 from servers import gunicorn, wait_until
 

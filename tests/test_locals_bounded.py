@@ -14,7 +14,7 @@ import pytest
 from opentelemetry.trace import SpanKind
 from support.sdk import Sdk, samples
 
-from otel_slowstack.local_variables import MAX_VALUE_CHARS, local_lines
+from otel_slowstack.capture.local_variables import MAX_VALUE_CHARS, local_lines
 from otel_slowstack.settings import Settings
 
 

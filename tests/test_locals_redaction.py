@@ -109,7 +109,7 @@ def test_the_users_pattern_adds_names_and_takes_none_away(payload):
     ],
 )
 def test_what_a_value_looks_like(value, shown):
-    from otel_slowstack.local_variables import render
+    from otel_slowstack.capture.local_variables import render
     from otel_slowstack.settings import Settings
 
     assert render(value, Settings().redact) == shown

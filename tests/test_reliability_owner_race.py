@@ -15,7 +15,7 @@ import threading
 
 import pytest
 
-from otel_slowstack import owners
+from otel_slowstack.capture import owners
 
 
 def _released_midway(monkeypatch, name: str, owner_box: list) -> None:

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from otel_slowstack.stacktrace import FrameLine, elision_line, format_stack
+from otel_slowstack.capture.stacktrace import FrameLine, elision_line, format_stack
 
 LINE = re.compile(r'^  File "(?P<file>[^"]+)", line (?P<line>\d+), in (?P<name>\S+)$')
 ELIDED = re.compile(r"^  \[\.\.\. (\d+) frames elided \.\.\.\]$")
@@ -149,7 +149,7 @@ def _reference_format(frames, max_frames: int, max_bytes: int) -> str:
             kept.insert(pos, index)
             used += cost
     if not kept:
-        from otel_slowstack.stacktrace import _squeeze
+        from otel_slowstack.capture.stacktrace import _squeeze
 
         return _squeeze(texts[-1], n - 1, max_bytes)
     room, with_locals = budget - used, {}

@@ -20,7 +20,8 @@ pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="a 
 
 PARENT = """
 import ctypes, os, threading, time
-from otel_slowstack import afterfork, frames
+from otel_slowstack.lifecycle import afterfork
+from otel_slowstack.capture import frames
 
 def deep(n, until):
     if n:

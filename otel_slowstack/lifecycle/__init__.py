@@ -1,0 +1,1 @@
+"""The process around the spans: exit, signals, forks, servers' hooks, interrupts."""

@@ -1,0 +1,442 @@
+"""``SlowStackProcessor``: stacks of spans that run too long, as span events.
+
+Usage, without auto-instrumentation::
+
+    from opentelemetry.sdk.trace import TracerProvider
+    from otel_slowstack import SlowStackProcessor
+
+    provider = TracerProvider()
+    provider.add_span_processor(SlowStackProcessor())       # reads OTEL_PYTHON_SLOWSTACK_*
+    provider.add_span_processor(SlowStackProcessor(threshold="2s"))  # or keyword overrides
+
+With ``opentelemetry-instrument`` the ``slowstack`` instrumentor adds it for
+you. Local root spans of the watched kinds (SERVER and CONSUMER by default)
+still running after the threshold get ``slowstack.sample`` events carrying
+their thread's stack; see the README for every attribute.
+
+The hot path is ``on_start``/``on_end`` of spans that never become slow: a
+few attribute reads, one dict insert and one deque append, no lock. All the
+work of sampling happens on one watchdog thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from typing import Any, Callable, Optional
+
+from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
+from opentelemetry.trace import SpanKind, Status, StatusCode
+
+from otel_slowstack import counters, failures, seams, snapshot
+from otel_slowstack.lifecycle import interrupt, interrupt_signal, quiet, shutdown
+from otel_slowstack.capture.entry import starter_of_span_being_started
+from otel_slowstack.lifecycle.interrupt import SlowRequestInterrupted
+from otel_slowstack.capture.owners import _get_running_loop, hub_of_owner, task_or_greenlet_owner
+from otel_slowstack.lifecycle.realthread import get_ident
+from otel_slowstack.routes import route_key
+from otel_slowstack.sample import EVENT_NAME, cpu_baseline, sample_attributes
+from otel_slowstack.settings import Settings
+from otel_slowstack.seams import SDK_CALLS_ON_ENDING as ON_ENDING
+from otel_slowstack.watched import BASELINE, INTERRUPT, SAMPLE, SNAPSHOT, Timeline, Watched, first_due
+from otel_slowstack.schedule import Schedule
+from otel_slowstack.watchdog import watchdog
+
+_logger = logging.getLogger("otel_slowstack")
+
+#: Watched spans plus their open descendants at most. Only an application
+#: that starts spans and never ends them gets near it; past it new spans are
+#: not watched, so memory stays bounded.
+MAX_TRACKED = 100_000
+_UNKNOWN = object()
+_CLIENT = SpanKind.CLIENT
+monotonic_ns = time.monotonic_ns
+_modules = sys.modules
+
+
+class SlowStackProcessor(SpanProcessor):
+    """An SDK ``SpanProcessor`` that samples the stacks of slow spans.
+
+    Keyword arguments override the ``OTEL_PYTHON_SLOWSTACK_*`` variables;
+    their names are the variables' without the prefix, in lower case
+    (``threshold``, ``interval``, ``max_samples``, ``span_kinds``, ``routes``,
+    ``max_frames``, ``max_stack_bytes``, ``capture_locals``, ``redact``,
+    ``n_plus_one``, ``snapshot_after``, ``interrupt_after``). Durations take a
+    string (``"2s"``), milliseconds, a ``timedelta``, or None for ``off``.
+    """
+
+    def __init__(self, *, tracer_provider: Any = None, **settings: Any) -> None:
+        self.settings = Settings.from_env(**settings)
+        # A tuple: ``in`` compares enum members by identity, never through Enum's Python-level hash.
+        self._kinds = tuple(self.settings.span_kinds)
+        self._threshold = self.settings.threshold_ns
+        self._routes = self.settings.routes
+        #: Plain bool: ``RouteTable.__bool__`` is a Python call, on every span.
+        self._has_routes = bool(self._routes)
+        #: span_id -> Watched, for watched spans and their open descendants.
+        self._spans: dict[int, Watched] = {}
+        #: threshold -> offset of a span's first deadline (thresholds are few).
+        self._first_due: dict = {}
+        self._tracer_provider = tracer_provider
+        self._interrupting = self.settings.interrupt_after_ns is not None
+        if self._interrupting:
+            interrupt_signal.configure(self.settings.interrupt_signal)
+        self._watchdog = watchdog()
+        self._schedule = Schedule(self._on_due, self._spans.get, self._watchdog)
+        self._watchdog.add(self._schedule)
+        self._shut_down = not seams.SPAN_CONTEXT_IS_A_TUPLE
+        if self._shut_down:
+            _logger.warning("otel-slowstack: this opentelemetry-api's SpanContext is not supported; nothing is watched")
+        self._failures: set = set()
+        self._tracers = snapshot.Tracers()
+        self._flusher = snapshot.flusher()
+        quiet.install()
+        shutdown.register(self)
+
+    # -- hot path ------------------------------------------------------------
+
+    def on_start(self, span: Span, parent_context: Any = None) -> None:
+        try:
+            # SpanContext is a tuple (trace_id, span_id, is_remote, ...): indexing
+            # it is several times cheaper than its properties, on every span.
+            parent = span.parent
+            if parent is not None and not parent[2]:
+                spans = self._spans
+                watched = spans.get(parent[1])
+                if watched is not None:  # a descendant of a watched span
+                    span_id = span.context[1]
+                    children = watched.children
+                    if children is None:
+                        children = vars(watched).setdefault("children", {})
+                    children[span_id] = span
+                    spans[span_id] = watched
+                return
+            if span.kind not in self._kinds or self._shut_down:
+                return
+            spans = self._spans
+            if len(spans) >= MAX_TRACKED:
+                self._failed("registry full")  # spans started but never ended
+                return
+            threshold = self._threshold
+            if self._has_routes:
+                rule = self._routes.lookup(route_key(span.attributes, span.name))
+                if rule is not None:
+                    if rule.threshold_ns is None:
+                        return
+                    threshold = rule.threshold_ns
+            starter = starter_of_span_being_started()
+            owner = None
+            if _get_running_loop() is not None or "greenlet" in _modules:
+                owner = task_or_greenlet_owner(starter, spans)
+            span_id = span.context[1]
+            start_ns = monotonic_ns()
+            watched = spans[span_id] = Watched(span, span_id, start_ns, threshold, get_ident(), starter, owner)
+            if self._interrupting:
+                if starter is not None:
+                    watched.start_lasti = starter.f_lasti
+                interrupt_signal.install()  # a no-op but on the main thread, and there once
+            offset = self._first_due.get(threshold, _UNKNOWN)
+            if offset is _UNKNOWN:
+                offset = self._first_due[threshold] = first_due(self.settings, threshold)
+            if offset is not None:
+                self._schedule.enqueue(start_ns, span_id, offset)
+        except Exception:
+            self._failed("on_start")
+
+    def _on_ending(self, span: Any) -> None:
+        """A span ends. The SDK (1.45) calls this before any ``on_end``: the
+        last moment the call totals can still go on the span. (An SDK
+        without the hook calls ``on_end`` only, which comes here.)"""
+        try:
+            span_id = span.context[1]
+            watched = self._spans.pop(span_id, None)
+            if watched is None:
+                return
+            if watched.span_id == span_id:
+                watched.ended = True  # first: every reader checks it
+                if watched.interrupt_state or watched.children or watched.calls is not None or watched.fired:
+                    self._root_ended(watched, span)
+                return
+            children = watched.children
+            if children is not None:
+                children.pop(span_id, None)
+            if span.kind is _CLIENT:
+                counters.child_ended(watched, span, self.settings)
+                if not ON_ENDING:  # no hook at the end: the totals go on as calls end
+                    self._write_totals(watched, watched.span)
+        except SlowRequestInterrupted:
+            self._ended_while_interrupted(span)
+        except Exception:
+            self._failed("on_end")
+
+    def on_end(self, span: ReadableSpan) -> None:
+        if not ON_ENDING:
+            self._on_ending(span)
+
+    def _root_ended(self, watched: Watched, span: Any) -> None:
+        """The rest of a watched span's end, for one that had children, calls,
+        an interrupt or samples (most have none)."""
+        if watched.interrupt_state:
+            interrupt.settle(watched)  # no interrupt may outlive the span
+        children = watched.children
+        if children:
+            for child_id in list(children):
+                self._spans.pop(child_id, None)
+        if ON_ENDING and watched.calls is not None:
+            seams.set_attributes_while_ending(span, counters.total_attributes(counters.totals_of(watched)))
+        if watched.fired:
+            # A slow span's record sits in the watchdog's heap: drop what it
+            # holds now, and let the watchdog drop the record at its next pass
+            # rather than at the span's next deadline (one wake-up per pass,
+            # however many slow spans end meanwhile). Any other record is
+            # garbage now.
+            watched.release()
+            if self._schedule.forget():
+                self._watchdog.wake()
+
+    def _write_totals(self, watched: Watched, root: Any) -> None:
+        """Without ``_on_ending`` (an SDK without the hook), totals are rewritten as each call ends."""
+        if root is not None and not watched.ended:
+            with quiet.quietly():
+                root.set_attributes(counters.total_attributes(counters.totals_of(watched)))
+
+    # -- the watchdog thread -----------------------------------------------
+
+    def _on_due(self, watched: Watched, now_ns: int, batch: Any) -> None:
+        span = watched.span
+        if span is None or watched.ended:
+            return
+        timeline = watched.timeline
+        if timeline is None:
+            timeline = watched.timeline = Timeline(watched.start_ns, watched.threshold_ns, self.settings)
+            if self._has_routes and self._retarget(watched, timeline, span, now_ns):
+                return
+        due = timeline.take_due(now_ns, self.settings)
+        if not due:
+            return
+        frames = batch.frames()
+        if BASELINE in due:
+            cpu_baseline(watched, timeline, now_ns, frames)
+        if SAMPLE in due:
+            trigger = "threshold" if timeline.samples == 1 else "interval"
+            self._record(watched, span, trigger, timeline.samples, now_ns, frames)
+        if SNAPSHOT in due:
+            self._snapshot(watched, span, "snapshot", timeline.snapshots, now_ns, frames)  # flushed once ended
+        if INTERRUPT in due:
+            self._interrupt(watched, span, now_ns, frames)
+
+    def _interrupt(self, watched: Watched, span: Any, now_ns: int, frames: dict) -> None:
+        """The ``interrupt`` sample once, then ``SlowRequestInterrupted`` at a safe point (see interrupt.py)."""
+        timeline = watched.timeline
+        if not timeline.interrupt_sampled:
+            withheld = interrupt.decide(watched)
+            index = timeline.samples + 1
+            extra = None if withheld is None else {interrupt.WITHHELD: withheld}
+            if not self._record(watched, span, "interrupt", index, now_ns, frames, extra=extra):
+                interrupt.retry(watched, now_ns)  # not in the span's code now (a hook, the response)
+                return
+            timeline.samples = index
+            timeline.interrupt_sampled = True
+            if withheld is not None:
+                return
+            timeline.sample_at = None  # the interrupt sample stays the last one
+        outcome = interrupt.deliver(watched, span)
+        if outcome == interrupt.LATER:
+            interrupt.retry(watched, now_ns)
+
+    def _record(
+        self, watched: Watched, span: Any, trigger: str, index: int, now_ns: int,
+        frames_by_thread: Optional[dict] = None, extra: Optional[dict] = None,
+    ) -> bool:
+        attributes = sample_attributes(watched, trigger, index, now_ns, self.settings, frames_by_thread)
+        if attributes is None:
+            return False
+        if extra:
+            attributes.update(extra)
+        with quiet.quietly():
+            span.add_event(EVENT_NAME, attributes)
+            span.set_attribute("slowstack.samples", index)
+        return True
+
+    def _snapshot(
+        self, watched: Watched, span: Any, trigger: str, index: int, now_ns: int,
+        frames_by_thread: Optional[dict] = None, inline: bool = False,
+    ) -> Any:
+        """A fresh sample as a ``slowstack.snapshot`` span; returns the provider to flush.
+
+        The span is ended on the flusher thread (ending may export), unless
+        ``inline``: on the way down, where the caller is a helper thread.
+        """
+        provider = snapshot.provider_for(span, self._tracer_provider)
+        if provider is None:
+            self._failed("no tracer provider")
+            return None
+        attributes = sample_attributes(
+            watched, trigger, index, now_ns, self.settings, frames_by_thread, advance=False
+        )
+        if attributes is None:
+            return None
+        if inline:
+            with quiet.quietly():
+                snapshot.emit(self._tracers.get(provider), span, attributes, time.time_ns())
+        else:
+            tracer = self._tracers.get(provider)
+            hub = hub_of_owner(watched._owner)
+            if hub is not None:  # gevent: the SDK's locks are the hub's; end it there
+                self._flusher.emit_in_hub(hub, tracer, span, attributes, time.time_ns(), provider)
+            else:
+                self._flusher.emit(tracer, span, attributes, time.time_ns(), provider)
+        return provider
+
+    def _retarget(self, watched: Watched, timeline: Timeline, span: Any, now_ns: int) -> bool:
+        """Routes known only after start (Django sets ``http.route`` late): re-match once."""
+        rule = self._routes.lookup(route_key(span.attributes, span.name))
+        threshold = self._threshold if rule is None else rule.threshold_ns
+        if threshold == watched.threshold_ns:
+            return False
+        watched.threshold_ns = threshold
+        timeline.lay_out(threshold, self.settings, now_ns)
+        if rule is not None and threshold is None:
+            timeline.interrupt_at = None  # ``off``: not watched at all
+        due = timeline.next_due()
+        return due is None or due > now_ns
+
+    # -- lifecycle -----------------------------------------------------------
+
+    def shutdown(self) -> None:
+        self._shut_down = True
+        shutdown.unregister(self)
+        self._watchdog.remove(self._schedule)
+        self._watchdog.join(2.0)
+
+    # -- the way down (called by shutdown.py, never on a request) -----------
+
+    def open_roots(self) -> list:
+        """Watched spans still open."""
+        spans = self._spans.copy()
+        return [w for k, w in spans.items() if w.span_id == k and not w.ended and w.span is not None]
+
+    def end_open_spans(
+        self, trigger: str, description: str, frames_by_thread: dict,
+        first: Optional[Callable[[Any, list], None]] = None,
+    ) -> list:
+        """Final sample, status ERROR and ``end()`` for every watched span still open.
+
+        The final samples are all taken first, and handed to ``first(provider,
+        [(span, attributes, wall_ns), ...])`` before any span is ended (it
+        exports them at once). Open descendants are ended too, innermost
+        first, so the call the request was waiting on shows in the trace.
+        Returns what to flush.
+        """
+        flush: list = []
+        taken: list = []
+        now_ns, wall_ns = time.monotonic_ns(), time.time_ns()
+        for watched in self.open_roots():
+            span = watched.span
+            if span is None:
+                continue
+            try:
+                timeline = watched.timeline
+                if timeline is None:
+                    timeline = watched.timeline = Timeline(watched.start_ns, watched.threshold_ns, self.settings)
+                # The final sample stays the last: nothing more is due for the watchdog.
+                timeline.baseline_at = timeline.sample_at = timeline.snapshot_at = timeline.interrupt_at = None
+                index = timeline.samples + 1
+                attributes = sample_attributes(watched, trigger, index, now_ns, self.settings, frames_by_thread)
+                if attributes is not None:
+                    with quiet.quietly():
+                        span.add_event(EVENT_NAME, attributes)
+                        span.set_attribute("slowstack.samples", index)
+                    timeline.samples = index
+                taken.append((watched, span, attributes))
+            except Exception:
+                self._failed("final sample")
+        provider = snapshot.provider_for(taken[0][1], self._tracer_provider) if taken else None
+        if first is not None and provider is not None:
+            try:
+                first(provider, [(span, a, wall_ns) for _, span, a in taken if a is not None])
+            except Exception:
+                self._failed("final snapshot")
+        for watched, span, _ in taken:
+            try:
+                target = snapshot.provider_for(span, self._tracer_provider) or getattr(
+                    span, "_span_processor", None
+                )
+                for child in reversed(list((watched.children or {}).values())):
+                    _end_with_error(child, description)
+                _end_with_error(span, description)
+                if target is not None and all(target is not t for t in flush):
+                    flush.append(target)
+            except Exception:
+                self._failed("final sample")
+        return flush
+
+    def snapshot_open(self, trigger: str, frames_by_thread: dict) -> list:
+        """A snapshot span for each open watched span already past its threshold."""
+        flush: list = []
+        now_ns = time.monotonic_ns()
+        for watched in self.open_roots():
+            span, threshold = watched.span, watched.threshold_ns
+            if span is None or threshold is None or now_ns - watched.start_ns < threshold:
+                continue
+            try:
+                timeline = watched.timeline
+                if timeline is None:
+                    timeline = watched.timeline = Timeline(watched.start_ns, threshold, self.settings)
+                timeline.snapshots += 1
+                provider = self._snapshot(
+                    watched, span, trigger, timeline.snapshots, now_ns, frames_by_thread, inline=True
+                )
+                if provider is not None and all(provider is not p for p in flush):
+                    flush.append(provider)
+            except Exception:
+                self._failed("snapshot")
+        return flush
+
+    def _ended_while_interrupted(self, span: ReadableSpan) -> None:
+        """Our interrupt landed inside ``on_end`` itself: finish the bookkeeping, drop it."""
+        try:
+            span_id = span.context.span_id
+            watched = self._spans.pop(span_id, None)
+            if watched is not None and watched.span_id == span_id:
+                watched.ended = True
+                self._root_ended(watched, span)
+            elif watched is not None and watched.children is not None:
+                watched.children.pop(span_id, None)
+        except SlowRequestInterrupted:
+            pass
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return True
+
+    def watched_count(self) -> int:
+        """Spans (watched roots and their open descendants) in the registry."""
+        return len(self._spans)
+
+    def _failed(self, where: str) -> None:
+        """Log once per kind of failure; the span goes unwatched, the app goes on."""
+        exc = sys.exc_info()[1]
+        if exc is not None:
+            failures.report(exc, f"{where} failed; the span is not watched")
+            return
+        if where in self._failures:
+            return
+        self._failures.add(where)
+        if where == "no tracer provider":
+            _logger.warning(
+                "otel-slowstack: no SDK tracer provider for snapshot spans; pass "
+                "SlowStackProcessor(tracer_provider=provider) when the provider is not the "
+                "global one. Snapshots are skipped; samples on the span go on."
+            )
+        elif where == "registry full":
+            _logger.warning(
+                "otel-slowstack: %d spans in flight (spans started and never ended?); "
+                "new spans are not watched until some end", MAX_TRACKED,
+            )
+
+
+def _end_with_error(span: Any, description: str) -> None:
+    with quiet.quietly():
+        span.set_status(Status(StatusCode.ERROR, description))
+        span.end()
