@@ -46,6 +46,7 @@ from otel_slowstack.lifecycle import quiet
 from otel_slowstack.sql import normalized
 from otel_slowstack.capture.entry import entry_candidates, find_entry
 from otel_slowstack.capture.frames import frame_lines
+from otel_slowstack.capture.machinery import is_carrier
 from otel_slowstack.lifecycle.realthread import get_ident
 from otel_slowstack.sample import stack_budget
 from otel_slowstack.settings import Settings
@@ -219,21 +220,9 @@ def _report_repeat(watched: Watched, key: str, count: int, settings: Settings) -
 
 # -- the stack of the code issuing a statement ---------------------------------
 
-#: Frames that only carry the span: instrumentation, the SDK, this package.
-_CARRIERS = ("otel_slowstack", "opentelemetry.", "contextlib", "wrapt")
-_carrier_codes: dict = {}
-
-
-def _is_carrier(frame: FrameType) -> bool:
-    code = frame.f_code
-    known = _carrier_codes.get(code)
-    if known is None:
-        name = frame.f_globals.get("__name__")
-        known = isinstance(name, str) and name.startswith(_CARRIERS)
-        if len(_carrier_codes) > 4096:
-            _carrier_codes.clear()
-        _carrier_codes[code] = known
-    return known
+#: Frames that only carry the span (instrumentation, the SDK, this package):
+#: ``capture.machinery`` decides.
+_is_carrier = is_carrier
 
 
 def issuing_stack(watched: Watched, settings: Settings, max_bytes: int) -> str:

@@ -33,9 +33,10 @@ from otel_slowstack import counters, failures, seams, snapshot
 from otel_slowstack.lifecycle import interrupt, interrupt_signal, quiet, shutdown
 from otel_slowstack.capture.entry import starter_of_span_being_started
 from otel_slowstack.lifecycle.interrupt import SlowRequestInterrupted
-from otel_slowstack.capture.owners import _get_running_loop, hub_of_owner, task_or_greenlet_owner
+from otel_slowstack.capture.owners import task_or_greenlet_owner
 from otel_slowstack.lifecycle.realthread import get_ident
 from otel_slowstack.routes import route_key
+from otel_slowstack.seams import get_running_loop as _get_running_loop
 from otel_slowstack.sample import EVENT_NAME, cpu_baseline, sample_attributes
 from otel_slowstack.settings import Settings
 from otel_slowstack.seams import SDK_CALLS_ON_ENDING as ON_ENDING
@@ -282,7 +283,8 @@ class SlowStackProcessor(SpanProcessor):
                 snapshot.emit(self._tracers.get(provider), span, attributes, time.time_ns())
         else:
             tracer = self._tracers.get(provider)
-            hub = hub_of_owner(watched._owner)
+            owner = watched._owner
+            hub = owner.hub() if owner is not None else None
             if hub is not None:  # gevent: the SDK's locks are the hub's; end it there
                 self._flusher.emit_in_hub(hub, tracer, span, attributes, time.time_ns(), provider)
             else:

@@ -15,8 +15,6 @@ from urllib.parse import urlsplit
 from otel_slowstack.capture import cpu
 from otel_slowstack import sql
 from otel_slowstack.capture.frames import current_frames
-from otel_slowstack.capture.owners import GreenletOwner, ThreadOwner
-from otel_slowstack.capture.tasks import futures_waited_on
 from otel_slowstack.settings import Settings
 from otel_slowstack.capture.stacktrace import format_stack
 from otel_slowstack.watched import Watched
@@ -144,7 +142,7 @@ def sample_attributes(
     flight = in_flight(watched, time.time_ns())
     if flight:
         attributes["slowstack.in_flight"] = flight
-    blocked_by = getattr(owner, "loop_blocked_by", None)  # asyncio: another span holds the loop
+    blocked_by = owner.loop_blocked_by  # asyncio: another span holds the loop
     if blocked_by:
         attributes["slowstack.loop_blocked_by"] = blocked_by
     return attributes
@@ -162,14 +160,9 @@ def cpu_baseline(watched: Watched, timeline: Any, now_ns: int, frames_by_thread:
     owner = watched.owner
     if owner is None:
         return
-    if type(owner) is GreenletOwner or (
-        type(owner) is ThreadOwner and not futures_waited_on(frames_by_thread.get(owner.ident))
-    ):
-        ident = owner.thread_ident  # its own thread does the work: no capture needed
-    else:
-        if owner.capture(frames_by_thread, None) is None:
-            return
-        ident = owner.thread_ident
+    ident = owner.working_thread(frames_by_thread)
+    if ident is None:
+        return
     _, native_id = cpu.thread_info(ident)
     timeline.cpu_ns = cpu.thread_cpu_ns(ident, native_id)
     timeline.cpu_at = now_ns

@@ -1,5 +1,12 @@
 """From live frame objects to plain ``FrameLine`` data.
 
+Only code objects and instruction offsets are read from live frames (under
+the consistent snapshot of ``current_frames``); text comes from caches per
+(code, offset) and per whole stack. Also the walks the owners share:
+``current_frames`` (the one way other threads' frames are read) and
+``frames_between``. Runs on the watchdog thread, and on a request thread for
+an N+1 event's stack (``counters``).
+
 Also decides which frames are the application's own: anything that is not
 the standard library, an installed package (site-packages, dist-packages) or
 generated code. Application frames are kept first when a stack must be
@@ -16,9 +23,11 @@ from operator import attrgetter
 from types import FrameType
 from typing import Optional, Pattern
 
-from otel_slowstack.lifecycle import afterfork
+from otel_slowstack import seams
+from otel_slowstack.capture.entry import frames_from_entry
 from otel_slowstack.capture.local_variables import local_lines
 from otel_slowstack.capture.lru import LRU
+from otel_slowstack.lifecycle import afterfork
 from otel_slowstack.capture.stacktrace import FrameLine
 
 #: Frames turned into data at most: the entry and the innermost ones. Deeper
@@ -207,6 +216,18 @@ def current_frames() -> dict:
     belong to threads that no longer exist and point into reused memory.
     """
     if afterfork.frames_readable():
-        return sys._current_frames()
+        return _current_frames()
     afterfork.warn_unreadable()
     return {}
+
+
+_current_frames = seams.current_frames
+
+
+def frames_between(innermost: Optional[FrameType], outer: Optional[FrameType]) -> Optional[list]:
+    """Frames from ``outer`` inwards to ``innermost``, outermost first; None if
+    ``outer`` is not on that stack. No depth limit: ``lines_of`` shortens a
+    runaway recursion, keeping both ends."""
+    if outer is None:
+        return None
+    return frames_from_entry(innermost, {id(outer): outer})
