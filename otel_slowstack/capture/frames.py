@@ -19,7 +19,7 @@ import os
 import site
 import sys
 import sysconfig
-from operator import attrgetter
+from operator import attrgetter, is_ as _is
 from types import FrameType
 from typing import Optional, Pattern
 
@@ -39,7 +39,6 @@ MAX_FRAMES_WITH_LOCALS = 8
 _FRAME_LINE = tuple.__new__
 _F_CODE = attrgetter("f_code")
 _F_LASTI = attrgetter("f_lasti")
-_CO_FILENAME = attrgetter("co_filename")
 
 
 def _library_roots() -> tuple[str, ...]:
@@ -63,9 +62,9 @@ _LIBRARY_ROOTS = _library_roots()
 _app_files: LRU[bool] = LRU(4096)
 #: (id(code), offset) -> (code, FrameLine without locals): a sample makes one per frame.
 _frame_lines: LRU[tuple] = LRU(8192)
-#: Instruction offsets of a stack -> (its codes, their filenames, its
-#: FrameLines): a stuck thread's stack, unchanged from one sample to the next,
-#: is one lookup and two C-level list comparisons (see ``lines_of``).
+#: Instruction offsets of a stack -> (its codes, its FrameLines): a stack seen
+#: before (the next slow request parked in the same code) is one lookup and
+#: one C-level pass of identity checks (see ``lines_of``).
 _stacks: LRU[tuple] = LRU(128)
 #: Longer stacks (a runaway recursion) are not cached whole: rare, and large.
 MAX_CACHED_STACK = 512
@@ -123,14 +122,13 @@ def lines_of(frames: list, redact: Optional[Pattern[str]] = None) -> list:
         codes = list(map(_F_CODE, frames))
         key = tuple(map(_F_LASTI, frames))
         known = _stacks.get(key)
-        # The same offsets in the same code objects: the same lines. ``==``
-        # on lists checks identity first (C speed); a code object that is
-        # equal but not identical (the same function in another file) is
-        # equal in everything a line shows but its file name, compared next.
-        if known is not None and codes == known[0] and list(map(_CO_FILENAME, codes)) == known[1]:
-            return list(known[2])
+        # The same offsets in the very same code objects: the same lines.
+        # Identity, not ``==``: a code object that is equal but not identical
+        # (the same function in another file) differs in its file name.
+        if known is not None and all(map(_is, codes, known[0])):
+            return list(known[1])
         lines = _lines_without_locals(frames, codes, key)
-        _stacks.put(key, (codes, [code.co_filename for code in codes], tuple(lines)))
+        _stacks.put(key, (codes, tuple(lines)))
         return lines
     lines: list = []
     with_locals = MAX_FRAMES_WITH_LOCALS if redact is not None else 0
