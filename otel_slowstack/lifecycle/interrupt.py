@@ -59,6 +59,7 @@ from typing import Any, Iterable, Optional
 
 from otel_slowstack.capture.machinery import CODE, CONTEXTLIB_BODIES as _CONTEXTLIB_BODIES
 from otel_slowstack.capture.machinery import INSTRUMENTATION, NEVER, STDLIB, landing_kind
+from otel_slowstack.conventions import WITHHELD_UNSCOPED
 
 IDLE = 0
 DECIDING = 1
@@ -68,11 +69,6 @@ SENT = 2
 #: decision is a few attribute reads and one C call.
 SETTLE_WAIT_S = 1.0
 
-#: Attribute of the ``interrupt`` sample when the interrupt was not sent.
-WITHHELD = "slowstack.interrupt.withheld"
-#: The span was started with ``start_span`` outside a ``with`` block on its
-#: thread: nothing tells where its code ends (a hand-off to another thread).
-UNSCOPED = "unscoped"
 #: No safe landing point was found before ``MAX_TRIES`` retries ran out.
 NO_SAFE_POINT = "no_safe_point"
 #: Another try is due: the owner sits in instrumentation or server code now.
@@ -163,10 +159,10 @@ def scoped(starter: Optional[FrameType], start_lasti: int) -> bool:
 
 def decide(watched: Any) -> Optional[str]:
     """On the watchdog thread, at the interrupt's deadline: None to go ahead,
-    or why the interrupt is withheld for good (``UNSCOPED``)."""
+    or why the interrupt is withheld for good (``WITHHELD_UNSCOPED``)."""
     owner = watched.owner
     if owner is not None and not owner.scoped():
-        return UNSCOPED
+        return WITHHELD_UNSCOPED
     return None
 
 
