@@ -58,6 +58,8 @@ import time
 from types import FrameType
 from typing import Any, Iterable, Optional
 
+from otel_slowstack.capture.lru import LRU
+
 IDLE = 0
 DECIDING = 1
 SENT = 2
@@ -137,30 +139,31 @@ def _stdlib_roots() -> tuple:
 
 
 _STDLIB = _stdlib_roots()
-_kinds: dict = {}
+#: id(code) -> (code, kind): keyed by identity (see ``capture.lru``), the code
+#: kept alive with its entry so that its id is not reused meanwhile.
+_kinds: LRU[tuple] = LRU(4096)
 
 
 def _kind(frame: FrameType) -> int:
     code = frame.f_code
-    kind = _kinds.get(code)
-    if kind is None:
-        name = frame.f_globals.get("__name__")
-        name = name if isinstance(name, str) else ""
-        filename = code.co_filename
-        if name.startswith(_INSTRUMENTATION) or (name, code.co_name) in _OPENTELEMETRY_WRAPPERS:
-            kind = INSTRUMENTATION
-        elif name.startswith(_OPENTELEMETRY) or name.startswith(_NEVER):
-            kind = STDLIB if name == "contextlib" and code.co_name in _CONTEXTLIB_BODIES else NEVER
-        elif filename.startswith("<frozen") or (
-            filename.startswith(_STDLIB) and "-packages" not in filename
-        ):
-            kind = STDLIB
-        else:
-            kind = CODE
-        if len(_kinds) > 4096:
-            _kinds.clear()
-        _kinds[code] = kind
+    cached = _kinds.get(id(code))
+    if cached is not None and cached[0] is code:
+        return cached[1]
+    module = frame.f_globals.get("__name__")
+    kind = _classify(module if isinstance(module, str) else "", code.co_name, code.co_filename)
+    _kinds.put(id(code), (code, kind))
     return kind
+
+
+def _classify(module: str, function: str, filename: str) -> int:
+    """Which kind of code a function is, by its module's name and its file."""
+    if module.startswith(_INSTRUMENTATION) or (module, function) in _OPENTELEMETRY_WRAPPERS:
+        return INSTRUMENTATION
+    if module.startswith(_OPENTELEMETRY) or module.startswith(_NEVER):
+        return STDLIB if module == "contextlib" and function in _CONTEXTLIB_BODIES else NEVER
+    if filename.startswith("<frozen") or (filename.startswith(_STDLIB) and "-packages" not in filename):
+        return STDLIB
+    return CODE
 
 
 def wraps_a_call(frame: FrameType) -> bool:
