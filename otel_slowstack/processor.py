@@ -31,6 +31,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from otel_slowstack import counters, failures, seams, snapshot
 from otel_slowstack.lifecycle import interrupt, interrupt_signal, quiet, shutdown
+from otel_slowstack.lifecycle.process_hooks import install as install_process_hooks
 from otel_slowstack.capture.entry import starter_of_span_being_started
 from otel_slowstack.lifecycle.interrupt import SlowRequestInterrupted
 from otel_slowstack.capture.owners import task_or_greenlet_owner
@@ -66,9 +67,11 @@ class SlowStackProcessor(SpanProcessor):
     ``max_frames``, ``max_stack_bytes``, ``capture_locals``, ``redact``,
     ``n_plus_one``, ``snapshot_after``, ``interrupt_after``). Durations take a
     string (``"2s"``), milliseconds, a ``timedelta``, or None for ``off``.
+    ``process_hooks=False``: install no exit hook, signal handler or patch
+    into the process (``lifecycle/process_hooks.py``).
     """
 
-    def __init__(self, *, tracer_provider: Any = None, **settings: Any) -> None:
+    def __init__(self, *, tracer_provider: Any = None, process_hooks: bool = True, **settings: Any) -> None:
         self.settings = Settings.from_env(**settings)
         # A tuple: ``in`` compares enum members by identity, never through Enum's Python-level hash.
         self._kinds = tuple(self.settings.span_kinds)
@@ -93,8 +96,9 @@ class SlowStackProcessor(SpanProcessor):
         self._failures: set = set()
         self._tracers = snapshot.Tracers()
         self._flusher = snapshot.flusher()
-        quiet.install()
-        shutdown.register(self)
+        shutdown.register(self)  # a weak registry: nothing installed
+        if process_hooks:  # exit and signal hooks, once per process (README: "Hooks into the process")
+            install_process_hooks(self)
 
     # -- hot path ------------------------------------------------------------
 

@@ -76,6 +76,69 @@ def set_attributes_while_ending(span: Any, values: dict) -> bool:
     return True
 
 
+# -- the SDK's provider, as snapshots and the way down reach it -----------------
+# Checked against opentelemetry-sdk 1.45.1. Read with getattr: a provider or
+# span that lacks one is treated as "not an SDK one" (no snapshots through it).
+
+
+def active_span_processor(provider: Any) -> Any:
+    """``TracerProvider._active_span_processor``: the multi-processor spans report to."""
+    return getattr(provider, "_active_span_processor", None)
+
+
+def span_processor_of(span: Any) -> Any:
+    """``Span._span_processor``: the provider's multi-processor that made ``span``."""
+    return getattr(span, "_span_processor", None)
+
+
+def exporters_of(provider: Any) -> list:
+    """The exporters behind an SDK provider's processors, each once.
+
+    ``SynchronousMultiSpanProcessor._span_processors`` (and the concurrent
+    one's) lists the processors; ``SimpleSpanProcessor`` and
+    ``BatchSpanProcessor`` both expose ``span_exporter``. Processors without
+    one are not reached.
+    """
+    found: list = []
+    for processor in getattr(active_span_processor(provider), "_span_processors", ()):
+        exporter = getattr(processor, "span_exporter", None)
+        if exporter is not None and all(exporter is not e for e in found):
+            found.append(exporter)
+    return found
+
+
+# -- servers whose signal handling is chained into (lifecycle/) ----------------
+# Each a (module, "Class.method") wrapped with wrapt once the module is
+# imported; a version without it is left alone (``import_hooks.wrap_once``).
+
+#: gunicorn 27.0.1: each worker resets every signal and installs its own here,
+#: right after the fork.
+GUNICORN_WORKER_INIT_SIGNALS = ("gunicorn.workers.base", "Worker.init_signals")
+#: uvicorn 0.54.0: SIGINT's and SIGTERM's only handler while it serves.
+UVICORN_HANDLE_EXIT = ("uvicorn.server", "Server.handle_exit")
+#: Celery 5.7.0: the worker sets its signal handlers here when it starts.
+CELERY_PLATFORM_TWEAKS = ("celery.apps.worker", "Worker.install_platform_tweaks")
+#: Celery 5.7.0: the module holding ``worker_process_init`` (a public signal).
+CELERY_SIGNALS = "celery.signals"
+#: Celery 5.7.0: the result backend's ``Backend`` and the methods that store a
+#: task's outcome after the task returned.
+CELERY_BACKEND = "celery.backends.base"
+CELERY_BACKEND_METHODS = tuple(
+    f"Backend.{name}" for name in ("mark_as_done", "mark_as_failure", "mark_as_retry", "mark_as_revoked")
+)
+#: billiard 4.3.2: a pool child resets its signals in ``Worker.after_fork``,
+#: after the pool's initializer has sent ``worker_process_init``.
+BILLIARD_AFTER_FORK = ("billiard.pool", "Worker.after_fork")
+
+
+def is_billiard_exit(handler: Any) -> bool:
+    """billiard 4.3.2: ``billiard.common._shutdown_cleanup``, the handler that exits
+    a pool child on SIGTERM and SIGQUIT (recognised by name: never imported here)."""
+    return getattr(handler, "__name__", "") == "_shutdown_cleanup" and "billiard" in str(
+        getattr(handler, "__module__", "")
+    )
+
+
 # =============================================================================
 # capture/: the interpreter, asyncio, greenlet and gevent
 # =============================================================================

@@ -17,9 +17,10 @@ watchdog (and every other span's samples and interrupts) for the exporter's
 whole timeout. The watchdog takes the sample and hands it to the
 ``Flusher``: one thread ends snapshot spans, another flushes (a flush
 blocks for as long as an export takes, and snapshots taken meanwhile must
-not wait behind it). Both are started on the first snapshot and woken by a
-lock; neither the watchdog nor any request ever waits for them, and flush
-requests arriving while a flush runs are folded into the next one.
+not wait behind it). Both are ``lifecycle.service_thread`` threads, started
+on the first snapshot, woken by an event and rebuilt after fork; neither the
+watchdog nor any request ever waits for them, and flush requests arriving
+while a flush runs are folded into the next one.
 
 Which tracer provider? The one given as ``SlowStackProcessor(tracer_provider=
 ...)`` (the instrumentor always passes it); otherwise the global provider,
@@ -48,10 +49,8 @@ straight to the exporters, before anything else is done.
 from __future__ import annotations
 
 import logging
-import os
 import sys
 import time
-import weakref
 from collections import deque
 from typing import Any, Iterable, Optional
 
@@ -59,9 +58,10 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.trace import SpanKind
 
-from otel_slowstack import failures
+from otel_slowstack import failures, seams
 from otel_slowstack.lifecycle import realthread
 from otel_slowstack.conventions import SAMPLE_EVENT, SNAPSHOT_SPAN, subject_attributes
+from otel_slowstack.lifecycle.service_thread import serve_each_wakeup
 from otel_slowstack.version import __version__
 
 _logger = logging.getLogger("otel_slowstack")
@@ -85,9 +85,9 @@ def provider_for(span: Any, given: Any) -> Optional[Any]:
     provider = trace.get_tracer_provider()
     if not is_sdk_provider(provider):
         return None
-    # Both private, read defensively: if either is missing, trust the global one.
-    mine = getattr(span, "_span_processor", None)
-    theirs = getattr(provider, "_active_span_processor", None)
+    # Both private (seams), read defensively: if either is missing, trust the global one.
+    mine = seams.span_processor_of(span)
+    theirs = seams.active_span_processor(provider)
     if mine is not None and theirs is not None and mine is not theirs:
         return None
     return provider
@@ -118,18 +118,6 @@ def emit(tracer: Any, parent: Any, attributes: dict, wall_ns: int) -> None:
     span.end(end_time=wall_ns)
 
 
-def exporters_of(provider: Any) -> list:
-    """The exporters behind an SDK provider's processors (simple and batch both
-    expose ``span_exporter``); processors without one are not reached."""
-    multi = getattr(provider, "_active_span_processor", None)
-    found: list = []
-    for processor in getattr(multi, "_span_processors", ()):
-        exporter = getattr(processor, "span_exporter", None)
-        if exporter is not None and all(exporter is not e for e in found):
-            found.append(exporter)
-    return found
-
-
 class _Collect(SpanProcessor):
     """A span processor that keeps what ends, for ``export_at_once``."""
 
@@ -157,7 +145,7 @@ def export_at_once(provider: Any, samples: Iterable[tuple], timeout_s: float) ->
     for parent, attributes, wall_ns in samples:
         emit(tracer, parent, attributes, wall_ns)
     spans = tuple(collect.ended)
-    exporters = exporters_of(provider)
+    exporters = seams.exporters_of(provider)
     if not spans or not exporters:
         return True
     waits: list = []
@@ -194,57 +182,6 @@ class Tracers:
         return found[1]
 
 
-class _Woken:
-    """A daemon OS thread, started on first use, that runs ``work()`` each time
-    it is woken; a wake-up during ``work`` makes it run once more, so none is lost."""
-
-    def __init__(self, work: Any, name: str) -> None:
-        self._work = work
-        self._name = name
-        self.reset()
-
-    def reset(self) -> None:
-        """Fresh state; in a forked child the parent's thread does not exist."""
-        self._mutex = realthread.allocate_lock()
-        self._wake = realthread.allocate_lock()
-        self._wake.acquire()
-        self._started = False
-        self.stopped = False
-
-    def wake(self) -> None:
-        if self.stopped:
-            return
-        if not self._started:
-            with self._mutex:
-                start = not self._started
-                self._started = True
-            if start:
-                realthread.start_thread(self._run, self._name)
-        self._release()
-
-    def stop(self) -> None:
-        self.stopped = True
-        self._release()
-
-    def _release(self) -> None:
-        if self._wake.locked():
-            try:
-                self._wake.release()
-            except RuntimeError:  # released by another thread meanwhile
-                pass
-
-    def _run(self) -> None:
-        wake = self._wake
-        try:
-            while True:
-                wake.acquire()
-                if self.stopped:
-                    return
-                self._work()
-        finally:
-            self._started = False
-
-
 class Flusher:
     """Ends snapshot spans, and flushes tracer providers, off the watchdog.
 
@@ -260,22 +197,15 @@ class Flusher:
     def __init__(self, timeout_ms: int = FLUSH_TIMEOUT_MS) -> None:
         self.timeout_ms = timeout_ms
         self.flushes = 0
-        self._ender = _Woken(self._end_snapshots, "otel-slowstack-snapshots")
-        self._flusher = _Woken(self._flush_pending, "otel-slowstack-flusher")
-        self._reset()
-        if hasattr(os, "register_at_fork"):
-            ref = weakref.WeakMethod(self._reset)
-            os.register_at_fork(after_in_child=lambda: (ref() or (lambda: None))())
-
-    def _reset(self) -> None:
         self._pending: dict = {}
         self._snapshots: deque = deque(maxlen=MAX_QUEUED)  # the oldest go first when full
-        self._ender.reset()
-        self._flusher.reset()
+        # After a fork each thread forgets the parent's work (the child is single-threaded then).
+        self._ender = serve_each_wakeup("otel-slowstack-snapshots", self._end_snapshots, self._snapshots.clear)
+        self._flusher = serve_each_wakeup("otel-slowstack-flusher", self._flush_pending, self._pending.clear)
 
     def emit(self, tracer: Any, parent: Any, attributes: dict, wall_ns: int, provider: Any) -> None:
         """Have a snapshot span ended off this thread, then ``provider`` flushed."""
-        if self._ender.stopped:
+        if self._ender.stopping:
             return
         self._snapshots.append((tracer, parent, attributes, wall_ns, provider))  # deque: thread-safe
         self._ender.wake()
@@ -285,7 +215,7 @@ class Flusher:
         greenlet of that hub. After monkey-patching, the SDK's locks, events and
         conditions belong to the hub: taken from one of our OS threads they
         can leave the batch processor's greenlet waiting for good."""
-        if self._ender.stopped:
+        if self._ender.stopping:
             return
         work = (tracer, parent, attributes, wall_ns, provider, self.timeout_ms)
         try:
@@ -295,20 +225,23 @@ class Flusher:
 
     def request(self, provider: Any) -> None:
         """Have ``provider`` flushed; snapshots handed to ``emit`` ask for it themselves."""
-        if self._flusher.stopped:
+        if self._flusher.stopping:
             return
         self._pending[id(provider)] = provider
         self._flusher.wake()
 
-    def stop(self) -> None:
+    def stop(self, timeout_s: float = 1.0) -> bool:
+        """Drop what is queued and end both threads, waiting at most ``timeout_s``
+        for them (a flush in progress is not cut short); True if both ended."""
         self._pending.clear()
         self._snapshots.clear()
-        self._ender.stop()
-        self._flusher.stop()
+        deadline = time.monotonic() + timeout_s
+        ender = self._ender.stop(timeout_s)
+        return self._flusher.stop(max(0.0, deadline - time.monotonic())) and ender
 
     def _end_snapshots(self) -> None:
         snapshots = self._snapshots
-        while snapshots and not self._ender.stopped:
+        while snapshots and not self._ender.stopping:
             tracer, parent, attributes, wall_ns, provider = snapshots.popleft()
             try:
                 emit(tracer, parent, attributes, wall_ns)
@@ -317,7 +250,7 @@ class Flusher:
             self.request(provider)
 
     def _flush_pending(self) -> None:
-        while self._pending and not self._flusher.stopped:
+        while self._pending and not self._flusher.stopping:
             _, provider = self._pending.popitem()
             try:
                 provider.force_flush(self.timeout_ms)

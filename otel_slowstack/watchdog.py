@@ -10,7 +10,8 @@ Application threads call ``wake()`` only when a new deadline is earlier than
 the one the thread sleeps towards. With nothing in flight the thread waits
 without a timeout: zero wake-ups. It is started lazily, ends when no schedule
 is left, and is rebuilt in a forked child (gunicorn workers, with or without
-``--preload``), like the SDK's batch processor.
+``--preload``), like the SDK's batch processor: that skeleton is
+``lifecycle.service_thread.ServiceThread``, shared with the snapshot flusher.
 
 Never harming the host comes first, so the thread keeps to a CPU budget, a
 token bucket: it earns ``CPU_SHARE`` of each second of wall time in CPU time
@@ -26,14 +27,13 @@ thread count.
 
 from __future__ import annotations
 
-import os
 import time
 import weakref
-from typing import Any, Optional
+from typing import Optional
 
-from otel_slowstack import failures
-from otel_slowstack.lifecycle import realthread
 from otel_slowstack.capture.frames import current_frames
+from otel_slowstack.lifecycle import realthread
+from otel_slowstack.lifecycle.service_thread import ServiceThread
 from otel_slowstack.schedule import Schedule
 
 #: The share of one core the watchdog may use, over time (2 %).
@@ -67,25 +67,28 @@ class Watchdog:
         self.wakeups = 0
         #: CPU time the thread has spent in passes (its own clock), for benchmarks.
         self.busy_ns = 0
+        self._thread = ServiceThread("otel-slowstack-watchdog", self._run, after_fork=self._after_fork)
         self._reset()
 
     def _reset(self) -> None:
         """Fresh state; in a forked child the parent's thread does not exist."""
         self._schedules: "weakref.WeakSet[Schedule]" = weakref.WeakSet()
         self._mutex = realthread.allocate_lock()
-        self._signal = realthread.allocate_lock()
-        self._signal.acquire()
         self._kick = False
-        self._started = False
         self.sleep_until: float = _FOREVER
-        self.thread_ident: Optional[int] = None
 
-    def after_fork_in_child(self) -> None:
+    def _after_fork(self) -> None:
+        """In a forked child, after the thread's own reset: keep serving the schedules."""
         schedules = list(self._schedules)
         self._reset()
         for schedule in schedules:
             schedule.reset()
             self._schedules.add(schedule)
+
+    @property
+    def thread_ident(self) -> Optional[int]:
+        """The watchdog thread's identifier while it runs (not sampled, never interrupted)."""
+        return self._thread.ident
 
     # -- called on application threads -----------------------------------
 
@@ -95,99 +98,68 @@ class Watchdog:
     def remove(self, schedule: Schedule) -> None:
         """Stop serving ``schedule``; the thread ends when none is left."""
         self._schedules.discard(schedule)
-        if self._started:
+        if self._thread.running:
             self.wake()
 
     def wake(self) -> None:
-        if not self._started:
-            self._start()
+        if not self._thread.running:
+            if not self._schedules:
+                return  # nothing to serve: no thread
         with self._mutex:
             self._kick = True
-        if self._signal.locked():
-            try:
-                self._signal.release()
-            except RuntimeError:  # another thread released it first
-                pass
+        self._thread.wake()
 
     def join(self, timeout_s: float) -> None:
         """Wait for the thread to end (after the last ``remove``), at most ``timeout_s``."""
-        done = self._done
-        if done is not None and self._started and self.thread_ident != realthread.get_ident():
-            if done.acquire(timeout=timeout_s):
-                done.release()
+        self._thread.join(timeout_s)
 
     # -- the watchdog thread -----------------------------------------------
 
-    _done: Optional[Any] = None
-
-    def _start(self) -> None:
-        with self._mutex:
-            if self._started or not self._schedules:
-                return
-            self._started = True
-            done = self._done = realthread.allocate_lock()
-            done.acquire()
-        try:
-            realthread.start_thread(lambda: self._run(done), "otel-slowstack-watchdog")
-        except RuntimeError:  # interpreter shutting down: no new threads
-            self._started = False
-            done.release()
-
-    def _run(self, done: Any) -> None:
-        self.thread_ident = realthread.get_ident()
+    def _run(self) -> None:
+        thread = self._thread
         budget = float(BURST_NS)  # CPU ns it may spend now
         earned_at = time.monotonic_ns()
         resting = False
-        try:
-            while True:
-                schedules = list(self._schedules)
-                if not schedules:
-                    with self._mutex:
-                        if not self._schedules:  # nothing left to serve: end
-                            self._started = False
-                            return
-                    continue
-                now = time.monotonic_ns()
-                budget = min(float(BURST_NS), budget + (now - earned_at) * CPU_SHARE)
-                earned_at = now
-                next_at: Optional[int]
-                if resting and budget < MIN_PASS_NS:  # wake when enough is earned again
-                    next_at = now + int((MIN_PASS_NS - budget) / CPU_SHARE) + 1
-                    sleep_until: float = 0  # no new deadline can shorten a rest: no kicks
-                else:
-                    next_at, spent = self._pass(schedules, budget)
-                    self.busy_ns += spent
-                    budget -= spent
-                    resting = budget <= 0
-                    sleep_until = _FOREVER if next_at is None else next_at
-                    if next_at is not None and resting:
-                        next_at = max(next_at, time.monotonic_ns() + int((MIN_PASS_NS - budget) / CPU_SHARE) + 1)
-                        sleep_until = 0
-                del schedules  # never hold a processor while asleep
-                with self._mutex:
-                    if self._kick:
-                        self._kick = False
-                        self._signal.acquire(False)  # consume the pending wake-up
-                        continue
-                    self.sleep_until = sleep_until
-                if next_at is None:
-                    self._signal.acquire()
-                else:
-                    delay = (next_at - time.monotonic_ns()) / 1e9
-                    if delay > 0:
-                        self._signal.acquire(timeout=min(delay, 3600.0))
-                self.wakeups += 1
-                with self._mutex:
-                    # Awake: any enqueue from now on kicks, so none is missed.
-                    self.sleep_until = _FOREVER
+        while True:
+            schedules = list(self._schedules)
+            if not schedules:
+                if thread.end_if(lambda: not self._schedules):  # nothing left to serve
+                    return
+                continue
+            now = time.monotonic_ns()
+            budget = min(float(BURST_NS), budget + (now - earned_at) * CPU_SHARE)
+            earned_at = now
+            next_at: Optional[int]
+            if resting and budget < MIN_PASS_NS:  # wake when enough is earned again
+                next_at = now + int((MIN_PASS_NS - budget) / CPU_SHARE) + 1
+                sleep_until: float = 0  # no new deadline can shorten a rest: no kicks
+            else:
+                next_at, spent = self._pass(schedules, budget)
+                self.busy_ns += spent
+                budget -= spent
+                resting = budget <= 0
+                sleep_until = _FOREVER if next_at is None else next_at
+                if next_at is not None and resting:
+                    next_at = max(next_at, time.monotonic_ns() + int((MIN_PASS_NS - budget) / CPU_SHARE) + 1)
+                    sleep_until = 0
+            del schedules  # never hold a processor while asleep
+            with self._mutex:
+                if self._kick:
                     self._kick = False
-        except BaseException as exc:  # never let the process see us die silently
-            failures.report(exc, "the watchdog stopped")
-            self._started = False
-        finally:
-            if self.thread_ident == realthread.get_ident():
-                self.thread_ident = None
-            done.release()
+                    thread.wakeup.clear()  # consume the pending wake-up
+                    continue
+                self.sleep_until = sleep_until
+            if next_at is None:
+                thread.wait()
+            else:
+                delay = (next_at - time.monotonic_ns()) / 1e9
+                if delay > 0:
+                    thread.wait(delay)
+            self.wakeups += 1
+            with self._mutex:
+                # Awake: any enqueue from now on kicks, so none is missed.
+                self.sleep_until = _FOREVER
+                self._kick = False
 
     def _pass(self, schedules: list, budget: float) -> tuple:
         """Handle what is due in every schedule while ``budget`` (CPU ns) lasts;
@@ -210,8 +182,6 @@ class Watchdog:
 
 
 _watchdog = Watchdog()
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_watchdog.after_fork_in_child)
 
 
 def watchdog() -> Watchdog:

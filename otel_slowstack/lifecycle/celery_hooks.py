@@ -1,8 +1,10 @@
 """Celery: our signal handlers in force in the worker and its pool children,
 and the result backend's calls kept apart from the task's own.
 
-Nothing to configure: the hooks are set as soon as the modules concerned are
-imported (or at once, if they already are), wherever otel-slowstack runs.
+Nothing to configure: once ``process_hooks`` is installed, the hooks are set
+as soon as the modules concerned are imported (or at once, if they already
+are); ``uninstall`` takes them out again. The methods patched are named in
+``seams.py``, with the versions they were checked against.
 
 Signals. A Celery worker sets its own handlers when it starts
 (``Worker.install_platform_tweaks``): SIGTERM is a warm shutdown (running
@@ -26,41 +28,56 @@ Redis ``SET`` and ``PUBLISH``, a chord's counter), after the task function
 returned. Client spans that end inside those calls are not counted in the
 task's ``slowstack.db.*``/``slowstack.http.*`` nor in its N+1 detection
 (see ``counters.not_counted``); they stay in the trace as they are.
+
+Which thread: the signal re-chaining runs on the worker's (or child's) main
+thread, where Celery and billiard set theirs; the backend wrapper on the
+thread that stores the outcome.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import signal
+import sys
 from typing import Any
 
-from otel_slowstack import failures
-from otel_slowstack.lifecycle.import_hooks import wrap_once, when_imported
+from otel_slowstack import failures, seams
+from otel_slowstack.lifecycle import signals
+from otel_slowstack.lifecycle.import_hooks import patch_when_imported, when_imported, wrap_once
 
 _logger = logging.getLogger("otel_slowstack")
 
-#: ``Backend`` methods that store a task's outcome after the task returned.
-BACKEND_METHODS = ("mark_as_done", "mark_as_failure", "mark_as_retry", "mark_as_revoked")
+#: Our receiver's id on Celery's ``worker_process_init`` (connected once).
+_DISPATCH_UID = "otel_slowstack"
 
 
 def install() -> None:
     """Hook Celery and billiard once they are imported; harmless where they never are."""
-    when_imported(
-        "celery.apps.worker", lambda m: wrap_once(m, "Worker.install_platform_tweaks", _after_platform_tweaks)
-    )
-    when_imported("celery.signals", _connect_pool_process_init)
-    when_imported("billiard.pool", lambda m: wrap_once(m, "Worker.after_fork", _after_fork))
-    when_imported("celery.backends.base", _hook_backend)
+    patch_when_imported(seams.CELERY_PLATFORM_TWEAKS, _after_platform_tweaks)
+    patch_when_imported(seams.BILLIARD_AFTER_FORK, _after_fork)
+    when_imported(seams.CELERY_SIGNALS, _connect_pool_process_init)
+    when_imported(seams.CELERY_BACKEND, _hook_backend)
+
+
+def uninstall() -> None:
+    """Disconnect from Celery's signal (the wrapped methods are ``import_hooks``' to unwrap)."""
+    module = sys.modules.get(seams.CELERY_SIGNALS)
+    if module is not None:
+        try:
+            module.worker_process_init.disconnect(dispatch_uid=_DISPATCH_UID)
+        except Exception:
+            failures.report_current("could not disconnect from worker_process_init")
 
 
 def _connect_pool_process_init(module: Any) -> None:
     # weak=False: a module-level function; dispatch_uid: connected once.
-    module.worker_process_init.connect(_in_pool_process, weak=False, dispatch_uid="otel_slowstack")
+    module.worker_process_init.connect(_in_pool_process, weak=False, dispatch_uid=_DISPATCH_UID)
 
 
 def _hook_backend(module: Any) -> None:
-    for name in BACKEND_METHODS:
-        wrap_once(module, f"Backend.{name}", _not_the_tasks)
+    for name in seams.CELERY_BACKEND_METHODS:
+        wrap_once(module, name, _not_the_tasks)
 
 
 def _after_fork(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
@@ -72,13 +89,9 @@ def _after_fork(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
 def _after_platform_tweaks(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
     result = wrapped(*args, **kwargs)
     try:
-        import os
-
-        from otel_slowstack.lifecycle import shutdown
-
         # Celery's own switch: SIGTERM as a cold shutdown.
         cold_term = os.environ.get("REMAP_SIGTERM", "").upper() in ("SIGQUIT", "QUIT")
-        shutdown.install_signal_handlers({signal.SIGTERM: not cold_term})
+        signals.chain_in_front({signal.SIGTERM: not cold_term})
     except Exception:
         failures.report_current("could not chain the signal handlers in the Celery worker")
     return result
@@ -86,26 +99,18 @@ def _after_platform_tweaks(wrapped: Any, instance: Any, args: tuple, kwargs: dic
 
 def _in_pool_process(*args: Any, **kwargs: Any) -> None:
     try:
-        from otel_slowstack.lifecycle import shutdown
-
         meanings = {}
         for name in ("SIGTERM", "SIGQUIT"):
             signum = getattr(signal, name, None)
-            if signum is not None and _is_billiard_exit(signal.getsignal(signum)):
+            if signum is not None and seams.is_billiard_exit(signal.getsignal(signum)):
                 meanings[signum] = False  # the child's way to die
-        shutdown.install_signal_handlers(meanings)
+        signals.chain_in_front(meanings)
     except Exception:
         failures.report_current("could not chain the signal handlers in a Celery pool process")
 
 
-def _is_billiard_exit(handler: Any) -> bool:
-    return getattr(handler, "__name__", "") == "_shutdown_cleanup" and "billiard" in str(
-        getattr(handler, "__module__", "")
-    )
-
-
 def _not_the_tasks(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
-    from otel_slowstack import counters
+    from otel_slowstack import counters  # counters imports this package: not at import time
 
     token = counters.not_counted.set(True)
     try:

@@ -16,7 +16,8 @@ standard library. The handler is installed lazily, by
 the first watched span the main thread starts with ``INTERRUPT_AFTER`` set
 (``install``), never from another thread and never inside an embedded
 interpreter (uWSGI) whose C main loop would never run it. A handler that was
-there before is chained: it runs whenever the signal is not one of ours.
+there before is chained: it runs whenever the signal is not one of ours, and
+is put back by ``process_hooks.uninstall`` (``uninstall``).
 
 Who touches what: the watchdog thread arms a request and sends the signal
 (``request``), again every retry until the handler has raised; the handler,
@@ -36,6 +37,7 @@ from types import FrameType
 from typing import Any, Callable, Optional
 
 from otel_slowstack.lifecycle import realthread
+from otel_slowstack.lifecycle.signals import embedded
 
 _logger = logging.getLogger("otel_slowstack")
 
@@ -80,7 +82,7 @@ def install() -> bool:
     ident = realthread.get_ident()
     if _main_ident == ident:
         return True
-    if _main_ident is not None or threading.main_thread().ident != ident or _embedded():
+    if _main_ident is not None or threading.main_thread().ident != ident or embedded():
         return False  # the hot path of every other thread: two comparisons
     try:
         previous = signal.getsignal(SIGNAL)
@@ -91,6 +93,27 @@ def install() -> bool:
         return False
     _main_ident = ident
     return True
+
+
+def uninstall() -> None:
+    """Put back the handler that was there before ours (``process_hooks.uninstall``);
+    on the main thread only. A span started on the main thread later, with
+    ``INTERRUPT_AFTER`` set, installs it again."""
+    global _main_ident, _previous, _pending
+    if _main_ident is None or SIGNAL is None:
+        return
+    if threading.main_thread().ident != realthread.get_ident():
+        return
+    try:
+        # A previous handler set outside Python (None) cannot be put back: ours
+        # stays, and passes stray signals on as before.
+        if _previous is not None and signal.getsignal(SIGNAL) is _handler:
+            signal.signal(SIGNAL, _previous)
+            _previous = None
+    except (ValueError, OSError, RuntimeError, TypeError):
+        return
+    _main_ident = None
+    _pending = None
 
 
 def serves(ident: int) -> bool:
@@ -148,12 +171,6 @@ def _chain(signum: int, frame: Optional[FrameType]) -> Any:
     if callable(previous):
         return previous(signum, frame)
     return None  # the default action would end the process: not for a stray signal
-
-
-def _embedded() -> bool:
-    from otel_slowstack.lifecycle.shutdown import embedded
-
-    return embedded()
 
 
 def _after_fork() -> None:

@@ -8,6 +8,11 @@ those warnings, just for our writes.
 A process on its way down, whose spans we ended for it, is another matter:
 the request code still unwinding writes to them. After ``silence_everywhere()``
 those warnings are dropped whoever writes.
+
+The filter is a change to the process (a logger that is not ours), so it is
+installed with the other process hooks (``process_hooks``), or by the way
+down itself; without it our writes are the same, the rare warning is not
+dropped.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import logging
 import threading
 
 _state = threading.local()
+_SDK_LOGGER = "opentelemetry.sdk.trace"
 _MESSAGES = (
     "Tried calling %s on an ended span.",
     "Setting attribute on ended span.",
@@ -35,10 +41,19 @@ _installed = False
 
 
 def install() -> None:
+    """Add the filter to the SDK's logger, once (``process_hooks``, and the way down)."""
     global _installed
     if not _installed:
         _installed = True
-        logging.getLogger("opentelemetry.sdk.trace").addFilter(_filter)
+        logging.getLogger(_SDK_LOGGER).addFilter(_filter)
+
+
+def uninstall() -> None:
+    """Take the filter off again (``process_hooks.uninstall``)."""
+    global _installed
+    _installed = False
+    _EndedSpanFilter.everywhere = False
+    logging.getLogger(_SDK_LOGGER).removeFilter(_filter)
 
 
 def silence_everywhere() -> None:

@@ -8,31 +8,23 @@ hard time limit gets SIGKILL 0.1 s after SIGTERM, far too soon for a batch
 flush. Then each span gets status ERROR and its ``end()``, and only then are
 the exporters flushed, within a bounded time. The moments covered:
 
-- interpreter exit (``atexit``): spans still open on daemon threads;
-- SIGABRT (gunicorn's worker abort on ``--timeout``, with SIGKILL about a
-  second behind), SIGQUIT (quick or cold shutdown), SIGINT where something
-  other than Python's default handler takes it (gunicorn's quick shutdown),
-  and SIGTERM when nothing else handles it (a plain process under Kubernetes
-  or systemd) or when it means "die now" (a Celery prefork child: its hard
-  time limit, or ``kill -TERM``).
+- interpreter exit (``at_exit``, registered with ``atexit``): spans still
+  open on daemon threads;
+- a signal that means "die now" (``on_signal``, called by the handlers of
+  ``signals.py``): SIGABRT (gunicorn's worker abort on ``--timeout``, with
+  SIGKILL about a second behind), SIGQUIT, gunicorn's SIGINT, SIGTERM where
+  nothing else handles it or where it is a Celery child's death.
 
-A stop that lets requests finish ends nothing early: SIGTERM that something
-else handles (gunicorn's worker, Celery's warm shutdown), SIGTERM and SIGINT
-under uvicorn (``uvicorn_hooks``), and SIGINT left to Python's own handler,
-whose ``KeyboardInterrupt`` the application may catch and carry on. Spans
-already past their threshold get a fresh sample exported at once as a
-``slowstack.snapshot`` span, so the evidence is out if the grace period runs
-out; if the process does go, the exit hook ends what is still open, saying
-which signal came first. In every case the handler that was there before
-still runs, after ours; a signal that had its default action gets it back
-(the process still dies of SIGTERM, with the exit status that says so).
+A stop that lets requests finish (a graceful signal: see ``signals.py``)
+ends nothing early. Spans already past their threshold get a fresh sample
+exported at once as a ``slowstack.snapshot`` span, so the evidence is out if
+the grace period runs out; if the process does go, the exit hook ends what
+is still open, saying which signal came first.
 
-Handlers are chained, never replaced, and only from the main thread of a
-process that Python runs (not inside uWSGI, whose C main loop would never
-let a Python handler run). Servers that set their own after we did get ours
-chained again: gunicorn's workers (``gunicorn_hooks``), Celery's worker and
-its prefork children, whose handlers billiard resets (``celery_hooks``).
-Processors shut down are forgotten: their spans are not ours to end.
+This module only does the work. Processors register here (a weak registry,
+no side effect on the process); ``process_hooks`` decides whether ``atexit``
+and the signal handlers call in. Processors shut down are forgotten: their
+spans are not ours to end.
 
 The work runs on a short-lived helper thread while the signal handler waits
 for it, within a deadline: a signal can arrive while the interrupted thread
@@ -44,12 +36,8 @@ interrupted frame is handed over, so a request running in the main thread
 
 from __future__ import annotations
 
-import atexit
 import logging
-import os
 import signal
-import sys
-import threading
 import weakref
 from types import FrameType
 from typing import Any, Callable, Optional
@@ -76,34 +64,14 @@ SNAPSHOT_WAIT_S = 0.5
 FINAL_EXPORT_S = 0.25
 
 _processors: "weakref.WeakSet[Any]" = weakref.WeakSet()
-_hooked = False
 _final_lock = realthread.allocate_lock()
 #: The graceful signal that came first, for the exit hook to say so.
 _signalled: Optional[str] = None
 
 
-def _signals() -> tuple:
-    names = ("SIGABRT", "SIGINT", "SIGQUIT", "SIGTERM")
-    return tuple(getattr(signal, n) for n in names if hasattr(signal, n))
-
-
 def register(processor: Any) -> None:
-    """Cover ``processor``'s spans on the way down; installs the hooks once per process."""
-    global _hooked
+    """Cover ``processor``'s spans on the way down: a weak reference, nothing installed."""
     _processors.add(processor)
-    if _hooked:
-        return
-    _hooked = True
-    try:
-        atexit.register(_at_exit)
-        install_signal_handlers()
-        from otel_slowstack.lifecycle import celery_hooks, gunicorn_hooks, uvicorn_hooks
-
-        gunicorn_hooks.install()
-        uvicorn_hooks.install()
-        celery_hooks.install()
-    except Exception:
-        failures.report_current("could not install the exit hooks")
 
 
 def unregister(processor: Any) -> None:
@@ -113,91 +81,6 @@ def unregister(processor: Any) -> None:
 
 def _live() -> list:
     return [p for p in list(_processors) if not getattr(p, "_shut_down", False)]
-
-
-# -- signal handlers ----------------------------------------------------------
-
-
-class ChainedHandler:
-    """Our work first, then whatever handled the signal before.
-
-    ``graceful``: the signal asks the process to stop once requests are done
-    (snapshots only), rather than to die now (final samples, spans ended).
-    """
-
-    __slots__ = ("signum", "previous", "graceful")
-
-    def __init__(self, signum: int, previous: Any, graceful: Optional[bool] = None) -> None:
-        self.signum = signum
-        self.previous = previous
-        self.graceful = _graceful_by_default(signum, previous) if graceful is None else graceful
-
-    def __call__(self, signum: int, frame: Optional[FrameType]) -> Any:
-        try:
-            on_signal(signum, frame, self.graceful)
-        except Exception:
-            failures.report_current("handling signal %s failed" % (signum,))
-        previous = self.previous
-        if callable(previous):
-            return previous(signum, frame)
-        if previous == signal.SIG_DFL:
-            # The default action: terminate (and dump core where that is the default).
-            signal.signal(signum, signal.SIG_DFL)
-            os.kill(os.getpid(), signum)
-        return None
-
-
-def _graceful_by_default(signum: int, previous: Any) -> bool:
-    """SIGTERM that someone else handles: they mean to let requests finish.
-    SIGINT left to Python: a ``KeyboardInterrupt`` the application may catch."""
-    if signum == getattr(signal, "SIGTERM", None):
-        return callable(previous)
-    if signum == getattr(signal, "SIGINT", None):
-        return previous is signal.default_int_handler
-    return False
-
-
-def install_signal_handlers(graceful: Optional[dict] = None) -> int:
-    """Chain our handler in front of the current one for each signal; returns how many.
-
-    ``graceful`` maps signal numbers to whether they are graceful there,
-    where the server's meaning differs from the default (a Celery child's
-    SIGTERM is its death). Ignored signals stay ignored, handlers set outside
-    Python are left alone, and a handler already chained is not chained
-    twice (its meaning is updated).
-    """
-    if threading.current_thread() is not threading.main_thread() or embedded():
-        return 0
-    graceful = graceful or {}
-    chained = 0
-    for signum in _signals():
-        try:
-            previous = signal.getsignal(signum)
-            if isinstance(previous, ChainedHandler):
-                if signum in graceful:
-                    previous.graceful = graceful[signum]
-                continue
-            if previous is None or previous == signal.SIG_IGN:
-                continue
-            signal.signal(signum, ChainedHandler(signum, previous, graceful.get(signum)))
-            chained += 1
-        except (OSError, RuntimeError, ValueError):
-            continue
-    return chained
-
-
-def embedded() -> bool:
-    """Python embedded in a server whose main loop is C code (uWSGI, for one).
-
-    A Python-level handler runs only when the main thread runs Python, so
-    there it would never run, and a signal whose default action used to end
-    the process would end it no more. Such servers end workers with SIGKILL
-    anyway; the snapshot spans are what survives it.
-    """
-    if getattr(sys, "frozen", False):
-        return False  # a bundled application: Python runs it
-    name = os.path.basename(sys.executable or "").lower()
-    return not name.startswith(("python", "pypy"))
 
 
 def on_signal(signum: int, frame: Optional[FrameType], graceful: bool) -> None:
@@ -222,7 +105,8 @@ def _name(signum: int) -> str:
         return f"signal {signum}"
 
 
-def _at_exit() -> None:
+def at_exit() -> None:
+    """Interpreter exit: end what is still open (registered with ``atexit`` by ``process_hooks``)."""
     if _anything_open():
         description = "the process exited while the span was still open"
         if _signalled:
