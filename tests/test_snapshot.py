@@ -18,7 +18,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.trace import SpanKind
 
 from otel_slowstack import SlowStackProcessor
-from otlp_receiver import samples
+from support.spans import samples
 
 
 def stuck_in_report(release: threading.Event) -> None:
