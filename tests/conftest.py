@@ -13,7 +13,6 @@ so it runs where only ``pip install -e . pytest`` was done.
 
 from __future__ import annotations
 
-import importlib.util
 import re
 from pathlib import Path
 from typing import Optional
@@ -25,8 +24,8 @@ from support.services import POSTGRES_DSN, REDIS_URL, require_service
 UNIT_MODULE = re.compile(r"^pytestmark = .*\bpytest\.mark\.unit\b", re.M)
 
 
-def pytest_addoption(parser: pytest.Parser) -> None:
-    if importlib.util.find_spec("pytest_timeout") is None:
+def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginManager) -> None:
+    if not pluginmanager.hasplugin("timeout"):
         # pyproject's `timeout` belongs to pytest-timeout (the test extra);
         # a pure run without it should not warn about it.
         parser.addini("timeout", "pytest-timeout's per-test limit, unused without it")
