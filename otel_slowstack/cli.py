@@ -5,9 +5,11 @@ Jaeger query URL or a Grafana Tempo URL) and prints where the time went, per
 route. ``otel-slowstack demo`` runs the bundled example shop under
 OpenTelemetry, sends it a few slow requests and prints their report.
 
-Only the standard library is imported here: the report's own dependencies
-(the ``report`` extra) are imported when a subcommand runs, and their
-absence is one line telling which ``pip install`` to run.
+Only the standard library is imported here, and the list of output
+formats, which ``report/renderers`` owns (its package imports no renderer
+until one is asked for): the report's own dependencies (the ``report``
+extra) are imported when a subcommand runs, and their absence is one line
+telling which ``pip install`` to run.
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ import argparse
 import sys
 from typing import Optional, Sequence
 
-FORMATS = ("text", "folded", "speedscope", "html")
+from otel_slowstack.report.renderers import FORMATS
+
 INSTALL_HINT = "pip install 'otel-slowstack[report]'"
 
 

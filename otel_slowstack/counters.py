@@ -40,25 +40,25 @@ from contextvars import ContextVar
 from types import FrameType
 from typing import Any, Optional
 
-from opentelemetry.trace import SpanKind
-
+from otel_slowstack.conventions import (CODE_STACKTRACE, DB_COUNT, DB_DURATION_MS, DB_QUERY_TEXT, DB_STATEMENT,
+                                        DB_SYSTEM, DB_SYSTEM_NAME, HTTP_COUNT, HTTP_DURATION_MS, HTTP_METHOD,
+                                        HTTP_REQUEST_METHOD, N_PLUS_ONE_EVENT, REPEAT_COUNT)
 from otel_slowstack.lifecycle import quiet
 from otel_slowstack.sql import normalized
 from otel_slowstack.capture.entry import entry_candidates, find_entry
 from otel_slowstack.capture.frames import frame_lines
+from otel_slowstack.capture.machinery import is_carrier
 from otel_slowstack.lifecycle.realthread import get_ident
 from otel_slowstack.sample import stack_budget
 from otel_slowstack.settings import Settings
 from otel_slowstack.capture.stacktrace import format_stack
 from otel_slowstack.watched import Watched
 
-REPEAT_EVENT = "slowstack.n_plus_one"
 #: Distinct normalised statements counted per watched span; later ones are not.
 MAX_STATEMENTS = 200
 #: ``slowstack.n_plus_one`` events per watched span at most: the SDK keeps 128
 #: events per span and drops the oldest, which would be the samples.
 MAX_REPEAT_EVENTS = 20
-_CLIENT = SpanKind.CLIENT
 
 
 class ThreadCalls:
@@ -117,11 +117,11 @@ def total_attributes(totals: tuple) -> dict:
     db_count, db_ns, http_count, http_ns = totals
     attributes: dict = {}
     if db_count:
-        attributes["slowstack.db.count"] = db_count
-        attributes["slowstack.db.duration_ms"] = db_ns / 1e6
+        attributes[DB_COUNT] = db_count
+        attributes[DB_DURATION_MS] = db_ns / 1e6
     if http_count:
-        attributes["slowstack.http.count"] = http_count
-        attributes["slowstack.http.duration_ms"] = http_ns / 1e6
+        attributes[HTTP_COUNT] = http_count
+        attributes[HTTP_DURATION_MS] = http_ns / 1e6
     return attributes
 
 #: True while the code running is not the watched span's own work although
@@ -131,42 +131,21 @@ def total_attributes(totals: tuple) -> dict:
 not_counted: ContextVar = ContextVar("otel_slowstack_not_counted", default=False)
 
 
-def classify(span: Any, attributes: Any = None) -> Optional[str]:
-    """``"db"``, ``"http"`` or None for an ended span."""
-    if span.kind is not _CLIENT:
-        return None
-    if attributes is None:
-        attributes = span.attributes
-    if not attributes:
-        return None
-    if "db.system.name" in attributes or "db.system" in attributes:
-        return "db"
-    if "http.request.method" in attributes or "http.method" in attributes:
-        return "http"
-    return None
-
-
-def statement_text(attributes: Any) -> Optional[str]:
-    """The statement a database span ran, under either convention's key."""
-    text = attributes.get("db.query.text") or attributes.get("db.statement")
-    return text if isinstance(text, str) and text else None
-
-
 def child_ended(watched: Watched, span: Any, settings: Settings) -> None:
     """Count an ended CLIENT descendant of ``watched`` (the caller checked the kind).
 
     Inlined on purpose: this runs for every database and HTTP call a
     request makes, so it reads each attribute once and calls nothing on the
-    common path.
+    common path (the tests below are ``conventions.call_kind``'s, spelled out).
     """
     attributes = getattr(getattr(span, "_attributes", None), "_dict", None)
     if type(attributes) is not dict:
         attributes = span.attributes or {}
     if not_counted.get():
         return  # calls made for the span, not by it (a task's result backend)
-    if "db.system.name" in attributes or "db.system" in attributes:
+    if DB_SYSTEM_NAME in attributes or DB_SYSTEM in attributes:
         is_db = True
-    elif "http.request.method" in attributes or "http.method" in attributes:
+    elif HTTP_REQUEST_METHOD in attributes or HTTP_METHOD in attributes:
         is_db = False
     else:
         return
@@ -183,7 +162,7 @@ def child_ended(watched: Watched, span: Any, settings: Settings) -> None:
         mine.http_count += 1
         mine.http_ns += duration
         return
-    text = attributes.get("db.query.text") or attributes.get("db.statement")
+    text = attributes.get(DB_QUERY_TEXT) or attributes.get(DB_STATEMENT)
     key = normalized(text) if type(text) is str and text else None
     last = mine.db_last
     if last is not None and start < last[0] and last[1] <= end and (key is None or last[2] is None or key == last[2]):
@@ -212,28 +191,16 @@ def _report_repeat(watched: Watched, key: str, count: int, settings: Settings) -
     if root is None or watched.ended:
         return
     stack = issuing_stack(watched, settings, stack_budget(root, settings))
-    attributes = {"db.query.text": key, "slowstack.repeat.count": count, "code.stacktrace": stack}
+    attributes = {DB_QUERY_TEXT: key, REPEAT_COUNT: count, CODE_STACKTRACE: stack}
     with quiet.quietly():
-        root.add_event(REPEAT_EVENT, attributes)
+        root.add_event(N_PLUS_ONE_EVENT, attributes)
 
 
 # -- the stack of the code issuing a statement ---------------------------------
 
-#: Frames that only carry the span: instrumentation, the SDK, this package.
-_CARRIERS = ("otel_slowstack", "opentelemetry.", "contextlib", "wrapt")
-_carrier_codes: dict = {}
-
-
-def _is_carrier(frame: FrameType) -> bool:
-    code = frame.f_code
-    known = _carrier_codes.get(code)
-    if known is None:
-        name = frame.f_globals.get("__name__")
-        known = isinstance(name, str) and name.startswith(_CARRIERS)
-        if len(_carrier_codes) > 4096:
-            _carrier_codes.clear()
-        _carrier_codes[code] = known
-    return known
+#: Frames that only carry the span (instrumentation, the SDK, this package):
+#: ``capture.machinery`` decides.
+_is_carrier = is_carrier
 
 
 def issuing_stack(watched: Watched, settings: Settings, max_bytes: int) -> str:

@@ -33,10 +33,12 @@ from otel_slowstack import counters, failures, seams, snapshot
 from otel_slowstack.lifecycle import interrupt, interrupt_signal, quiet, shutdown
 from otel_slowstack.capture.entry import starter_of_span_being_started
 from otel_slowstack.lifecycle.interrupt import SlowRequestInterrupted
-from otel_slowstack.capture.owners import _get_running_loop, hub_of_owner, task_or_greenlet_owner
+from otel_slowstack.capture.owners import task_or_greenlet_owner
 from otel_slowstack.lifecycle.realthread import get_ident
-from otel_slowstack.routes import route_key
-from otel_slowstack.sample import EVENT_NAME, cpu_baseline, sample_attributes
+from otel_slowstack.seams import get_running_loop as _get_running_loop
+from otel_slowstack.conventions import (INTERRUPT_WITHHELD, SAMPLE_EVENT, SAMPLES, TRIGGER_INTERRUPT, TRIGGER_INTERVAL,
+                                        TRIGGER_SNAPSHOT, TRIGGER_THRESHOLD, route_key)
+from otel_slowstack.sample import cpu_baseline, sample_attributes
 from otel_slowstack.settings import Settings
 from otel_slowstack.seams import SDK_CALLS_ON_ENDING as ON_ENDING
 from otel_slowstack.watched import BASELINE, INTERRUPT, SAMPLE, SNAPSHOT, Timeline, Watched, first_due
@@ -219,10 +221,10 @@ class SlowStackProcessor(SpanProcessor):
         if BASELINE in due:
             cpu_baseline(watched, timeline, now_ns, frames)
         if SAMPLE in due:
-            trigger = "threshold" if timeline.samples == 1 else "interval"
+            trigger = TRIGGER_THRESHOLD if timeline.samples == 1 else TRIGGER_INTERVAL
             self._record(watched, span, trigger, timeline.samples, now_ns, frames)
         if SNAPSHOT in due:
-            self._snapshot(watched, span, "snapshot", timeline.snapshots, now_ns, frames)  # flushed once ended
+            self._snapshot(watched, span, TRIGGER_SNAPSHOT, timeline.snapshots, now_ns, frames)  # flushed once ended
         if INTERRUPT in due:
             self._interrupt(watched, span, now_ns, frames)
 
@@ -232,8 +234,8 @@ class SlowStackProcessor(SpanProcessor):
         if not timeline.interrupt_sampled:
             withheld = interrupt.decide(watched)
             index = timeline.samples + 1
-            extra = None if withheld is None else {interrupt.WITHHELD: withheld}
-            if not self._record(watched, span, "interrupt", index, now_ns, frames, extra=extra):
+            extra = None if withheld is None else {INTERRUPT_WITHHELD: withheld}
+            if not self._record(watched, span, TRIGGER_INTERRUPT, index, now_ns, frames, extra=extra):
                 interrupt.retry(watched, now_ns)  # not in the span's code now (a hook, the response)
                 return
             timeline.samples = index
@@ -255,8 +257,8 @@ class SlowStackProcessor(SpanProcessor):
         if extra:
             attributes.update(extra)
         with quiet.quietly():
-            span.add_event(EVENT_NAME, attributes)
-            span.set_attribute("slowstack.samples", index)
+            span.add_event(SAMPLE_EVENT, attributes)
+            span.set_attribute(SAMPLES, index)
         return True
 
     def _snapshot(
@@ -282,7 +284,8 @@ class SlowStackProcessor(SpanProcessor):
                 snapshot.emit(self._tracers.get(provider), span, attributes, time.time_ns())
         else:
             tracer = self._tracers.get(provider)
-            hub = hub_of_owner(watched._owner)
+            owner = watched._owner
+            hub = owner.hub() if owner is not None else None
             if hub is not None:  # gevent: the SDK's locks are the hub's; end it there
                 self._flusher.emit_in_hub(hub, tracer, span, attributes, time.time_ns(), provider)
             else:
@@ -346,8 +349,8 @@ class SlowStackProcessor(SpanProcessor):
                 attributes = sample_attributes(watched, trigger, index, now_ns, self.settings, frames_by_thread)
                 if attributes is not None:
                     with quiet.quietly():
-                        span.add_event(EVENT_NAME, attributes)
-                        span.set_attribute("slowstack.samples", index)
+                        span.add_event(SAMPLE_EVENT, attributes)
+                        span.set_attribute(SAMPLES, index)
                     timeline.samples = index
                 taken.append((watched, span, attributes))
             except Exception:

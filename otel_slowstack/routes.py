@@ -1,15 +1,16 @@
 """Per-route thresholds: ``OTEL_PYTHON_SLOWSTACK_ROUTES=/reports/*=30s,/healthz=off``.
 
 A pattern is matched against the span's ``http.route``, else its URL path,
-else its name; ``*`` matches any run of characters, ``/`` included. The
-first matching rule wins. Everything here is pure, so it is tested without
-spans or threads.
+else its name (``conventions.route_key``, which the report groups requests
+by too); ``*`` matches any run of characters, ``/`` included. The first
+matching rule wins. Everything here is pure, so it is tested without spans
+or threads.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Optional
+from typing import Any, Optional
 
 #: Route keys are cached after their first match; URL paths are unbounded,
 #: so the cache is cleared when it reaches this size.
@@ -49,26 +50,6 @@ class RouteRule:
                 return False
             at = found + len(part)
         return True
-
-
-def route_key(attributes: Optional[Mapping[str, Any]], name: str) -> str:
-    """What a route pattern is matched against, per the contract's order."""
-    if attributes:
-        route = attributes.get("http.route")
-        if isinstance(route, str) and route:
-            return route
-        path = attributes.get("url.path")
-        if isinstance(path, str) and path:
-            return path
-        target = attributes.get("http.target")
-        if isinstance(target, str) and target:
-            return target.split("?", 1)[0]
-        url = attributes.get("url.full") or attributes.get("http.url")
-        if isinstance(url, str) and "://" in url:
-            rest = url.split("://", 1)[1]
-            slash = rest.find("/")
-            return rest[slash:].split("?", 1)[0] if slash >= 0 else "/"
-    return name
 
 
 class RouteTable:

@@ -10,18 +10,14 @@ from __future__ import annotations
 
 import time
 from typing import Any, Optional
-from urllib.parse import urlsplit
 
 from otel_slowstack.capture import cpu
-from otel_slowstack import sql
+from otel_slowstack import conventions, sql
 from otel_slowstack.capture.frames import current_frames
-from otel_slowstack.capture.owners import GreenletOwner, ThreadOwner
-from otel_slowstack.capture.tasks import futures_waited_on
 from otel_slowstack.settings import Settings
 from otel_slowstack.capture.stacktrace import format_stack
 from otel_slowstack.watched import Watched
 
-EVENT_NAME = "slowstack.sample"
 #: A snapshot taken this soon after a sample (both due at the same moment,
 #: as at 10 s with the defaults) measures from the sample before, not from
 #: a few microseconds ago.
@@ -79,15 +75,12 @@ def in_flight(watched: Watched, now_wall_ns: int) -> Optional[str]:
 def _call_label(span: Any) -> str:
     """What a reader needs to recognise a call: never a literal, a query string or a password."""
     attributes = span.attributes or {}
-    text = attributes.get("db.query.text") or attributes.get("db.statement")
-    if isinstance(text, str) and text:
+    text = conventions.statement_text(attributes)
+    if text is not None:
         return sql.abbreviate(sql.normalized(text))
-    if "http.request.method" in attributes or "http.method" in attributes:
-        host = attributes.get("server.address") or attributes.get("net.peer.name")
-        if not host:
-            url = attributes.get("url.full") or attributes.get("http.url")
-            host = urlsplit(url).hostname if isinstance(url, str) else None
-        if host and str(host) not in span.name:
+    if conventions.request_method(attributes) is not None:
+        host = conventions.peer_host(attributes)
+        if host and host not in span.name:
             return f"{span.name} {host}"
     return span.name
 
@@ -115,16 +108,16 @@ def sample_attributes(
     calls = watched.calls
     db_count, db_ns, http_count, http_ns = (0, 0, 0, 0) if calls is None else calls.totals()
     attributes: dict = {
-        "code.stacktrace": stack,
-        "thread.id": ident,
-        "thread.name": name,
-        "slowstack.sample.index": index,
-        "slowstack.elapsed_ms": (now_ns - watched.start_ns) / 1e6,
-        "slowstack.trigger": trigger,
-        "slowstack.db.count": db_count,
-        "slowstack.db.duration_ms": db_ns / 1e6,
-        "slowstack.http.count": http_count,
-        "slowstack.http.duration_ms": http_ns / 1e6,
+        conventions.CODE_STACKTRACE: stack,
+        conventions.THREAD_ID: ident,
+        conventions.THREAD_NAME: name,
+        conventions.SAMPLE_INDEX: index,
+        conventions.ELAPSED_MS: (now_ns - watched.start_ns) / 1e6,
+        conventions.TRIGGER: trigger,
+        conventions.DB_COUNT: db_count,
+        conventions.DB_DURATION_MS: db_ns / 1e6,
+        conventions.HTTP_COUNT: http_count,
+        conventions.HTTP_DURATION_MS: http_ns / 1e6,
     }
     timeline = watched.timeline
     if timeline is not None:
@@ -137,16 +130,16 @@ def sample_attributes(
         if cpu_now is not None and base_cpu_ns is not None and base_thread == ident:
             value = cpu.ratio(cpu_now - base_cpu_ns, now_ns - base_at)
             if value is not None:
-                attributes["slowstack.cpu_ratio"] = value
+                attributes[conventions.CPU_RATIO] = value
         if advance:
             timeline.previous_cpu = (timeline.cpu_ns, timeline.cpu_at, timeline.cpu_thread)
             timeline.cpu_ns, timeline.cpu_at, timeline.cpu_thread = cpu_now, now_ns, ident
     flight = in_flight(watched, time.time_ns())
     if flight:
-        attributes["slowstack.in_flight"] = flight
-    blocked_by = getattr(owner, "loop_blocked_by", None)  # asyncio: another span holds the loop
+        attributes[conventions.IN_FLIGHT] = flight
+    blocked_by = owner.loop_blocked_by  # asyncio: another span holds the loop
     if blocked_by:
-        attributes["slowstack.loop_blocked_by"] = blocked_by
+        attributes[conventions.LOOP_BLOCKED_BY] = blocked_by
     return attributes
 
 
@@ -162,14 +155,9 @@ def cpu_baseline(watched: Watched, timeline: Any, now_ns: int, frames_by_thread:
     owner = watched.owner
     if owner is None:
         return
-    if type(owner) is GreenletOwner or (
-        type(owner) is ThreadOwner and not futures_waited_on(frames_by_thread.get(owner.ident))
-    ):
-        ident = owner.thread_ident  # its own thread does the work: no capture needed
-    else:
-        if owner.capture(frames_by_thread, None) is None:
-            return
-        ident = owner.thread_ident
+    ident = owner.working_thread(frames_by_thread)
+    if ident is None:
+        return
     _, native_id = cpu.thread_info(ident)
     timeline.cpu_ns = cpu.thread_cpu_ns(ident, native_id)
     timeline.cpu_at = now_ns

@@ -74,3 +74,141 @@ def set_attributes_while_ending(span: Any, values: dict) -> bool:
             else:
                 attributes.dropped += 1
     return True
+
+
+# =============================================================================
+# capture/: the interpreter, asyncio, greenlet and gevent
+# =============================================================================
+#
+# What ``otel_slowstack.capture`` reads of other threads, tasks and greenlets
+# that no public API offers. Checked against CPython 3.11.7 (and the 3.8-3.13
+# layouts where noted), greenlet 3.5.6, gevent 26.9.0, anyio 4.16.0 and
+# opentelemetry-api 1.45.1. Names are bound once at import: the per-span paths
+# call them directly, with no layer in between.
+
+import asyncio as _asyncio
+import ctypes as _ctypes
+import sys as _sys
+import threading as _threading
+from asyncio import futures as _asyncio_futures
+from asyncio import tasks as _asyncio_tasks
+from operator import attrgetter as _attrgetter
+from types import BuiltinFunctionType as _BuiltinFunctionType
+from typing import Callable as _Callable
+from typing import Optional as _Optional
+
+#: Every thread's innermost frame by ident. CPython 3.x; the only way to read
+#: another thread's stack (``capture.frames.current_frames`` guards it after fork).
+current_frames: _Callable[[], dict] = _sys._current_frames
+#: The caller's frame ``depth`` levels up. CPython 3.x.
+get_frame = _sys._getframe
+#: ``PyThreadState_SetAsyncExc(thread_id, exc_type or NULL)``: raise in another
+#: thread at its next bytecode; returns how many thread states matched. The C
+#: API since 2.3; the id is an ``unsigned long`` since 3.7.
+set_async_exc = _ctypes.pythonapi.PyThreadState_SetAsyncExc
+
+#: The loop running on this thread, or None (never raises, unlike the public
+#: ``get_running_loop``): asyncio 3.7-3.13, C-accelerated.
+get_running_loop = _asyncio._get_running_loop
+
+
+def _current_task_reader() -> _Callable:
+    """``current_task(loop)`` at C speed. 3.12+: ``current_task`` is C itself;
+    3.11: a Python function over the C dict ``asyncio.tasks._current_tasks``
+    (loop -> task), whose ``get`` is safe from any thread."""
+    current = _asyncio.current_task
+    tasks_by_loop = getattr(_asyncio_tasks, "_current_tasks", None)
+    if isinstance(current, _BuiltinFunctionType) or not isinstance(tasks_by_loop, dict):
+        return current
+    return tasks_by_loop.get
+
+
+#: The task holding ``loop`` right now, or None (any thread may ask).
+current_task_of: _Callable = _current_task_reader()
+#: asyncio's pure-Python future and task classes besides the C ones (3.7-3.13):
+#: objects of either may be awaited.
+FUTURE_TYPES: tuple = tuple({_asyncio.Future, getattr(_asyncio_futures, "_PyFuture", _asyncio.Future)})
+TASK_TYPES: tuple = tuple({_asyncio.Task, getattr(_asyncio_tasks, "_PyTask", _asyncio.Task)})
+#: A future's ``_state`` string, read without a method call: asyncio's
+#: ``"PENDING"``/``"CANCELLED"``/``"FINISHED"`` (3.7-3.13) and
+#: ``concurrent.futures``' ``"PENDING"``/``"RUNNING"``/... (whose ``done()``
+#: would take the future's lock).
+future_state: _Callable = _attrgetter("_state")
+
+
+def future_callbacks(future: Any) -> list:
+    """A pending asyncio future's done-callbacks, as ``(callback, context)``
+    tuples (3.10-3.13; bare callbacks before): ``_callbacks``."""
+    return list(getattr(future, "_callbacks", None) or ())
+
+
+def gathering_children(future: Any) -> _Optional[list]:
+    """The children of a ``gather`` (its ``_GatheringFuture``'s ``_children``,
+    3.7-3.13), or None for any other future."""
+    if type(future).__name__ != "_GatheringFuture":
+        return None
+    return list(getattr(future, "_children", None) or ())
+
+
+def is_task_wakeup(callback: Any, methods: tuple) -> bool:
+    """A task's own wake-up callback: a bound method (3.10+), or Python 3.9's
+    C ``TaskWakeupMethWrapper``."""
+    kind = type(callback)
+    return kind in methods or kind.__name__ == "TaskWakeupMethWrapper"
+
+
+#: Type names of the C iterators an ``await`` may hold whose only interesting
+#: referent is the awaitable they wrap (3.8-3.13).
+AWAIT_WRAPPERS = frozenset(
+    {"FutureIter", "coroutine_wrapper", "async_generator_asend", "async_generator_athrow", "anext_awaitable"}
+)
+#: Task groups whose pending tasks (``_tasks``, a set) a request may wait on
+#: without a link from the awaited future: asyncio 3.11-3.13 and anyio 4.x.
+_TASK_GROUPS = (("asyncio.taskgroups", "TaskGroup"), ("anyio._backends._asyncio", "TaskGroup"))
+
+
+def task_group_types() -> tuple:
+    """The task group classes loaded so far."""
+    found = []
+    for module, name in _TASK_GROUPS:
+        kind = getattr(_sys.modules.get(module), name, None)
+        if isinstance(kind, type):
+            found.append(kind)
+    return tuple(found)
+
+
+def task_group_tasks(group: Any) -> Any:
+    return getattr(group, "_tasks", None) or ()
+
+
+def context_variable() -> Any:
+    """The ``ContextVar`` behind OpenTelemetry's current context
+    (``opentelemetry.context._RUNTIME_CONTEXT._current_context``, API
+    1.27-1.45, with the default contextvars runtime), or None."""
+    try:
+        from opentelemetry import context as otel_context
+    except Exception:
+        return None
+    return getattr(getattr(otel_context, "_RUNTIME_CONTEXT", None), "_current_context", None)
+
+
+#: A switched-out greenlet's innermost frame, None while it runs (greenlet
+#: 0.4-3.5: ``gr_frame``).
+greenlet_frame: _Callable = _attrgetter("gr_frame")
+
+
+def live_threads() -> dict:
+    """``threading._active`` (ident -> Thread), what ``enumerate()`` copies
+    (3.x), looked up afresh each time: gevent's monkey-patching rebinds it."""
+    return getattr(_threading, "_active", None) or {}
+
+
+def start_span_code() -> Any:
+    """``Tracer.start_span``'s code object in the SDK (1.27-1.45): on_start's
+    caller three frames up on the SDK's usual path; None on another layout."""
+    try:
+        from opentelemetry.sdk.trace import Tracer
+
+        return Tracer.start_span.__code__
+    except Exception:
+        return None

@@ -35,7 +35,9 @@ by are copied under the prefix ``slowstack.subject.``: ``http.route``,
 ``http.request.method``, ``url.path`` (only where there is no route),
 ``messaging.system``, ``messaging.destination.name`` and Celery's
 ``celery.task_name``. Prefixed, so that span metrics and queries by
-``http.route`` never count a snapshot as a request.
+``http.route`` never count a snapshot as a request. Which attributes, and
+how the report reads them back, is ``conventions.py``'s to say
+(``subject_attributes``, ``subject_route``).
 
 A process about to be killed (a Celery task past its hard time limit gets
 SIGKILL 0.1 s after SIGTERM) cannot wait for a batch flush: ``export_at_once``
@@ -59,34 +61,17 @@ from opentelemetry.trace import SpanKind
 
 from otel_slowstack import failures
 from otel_slowstack.lifecycle import realthread
-from otel_slowstack.sample import EVENT_NAME
+from otel_slowstack.conventions import SAMPLE_EVENT, SNAPSHOT_SPAN, subject_attributes
 from otel_slowstack.version import __version__
 
 _logger = logging.getLogger("otel_slowstack")
 
-SPAN_NAME = "slowstack.snapshot"
 #: Longest a flush may take, passed on to ``force_flush``; an exporter that
 #: ignores it holds up only the flusher thread.
 FLUSH_TIMEOUT_MS = 5000
 #: Snapshots waiting for the flusher thread at most; past it (a backend that
 #: hangs while spans keep getting slow) the oldest waiting one is dropped.
 MAX_QUEUED = 256
-
-SUBJECT = "slowstack.subject"
-#: Attributes of the watched span copied onto its snapshots, prefixed with
-#: ``slowstack.subject.``; each with the older names it is also read from.
-SUBJECT_ATTRIBUTES = (
-    ("http.route", ()),
-    ("http.request.method", ("http.method",)),
-    ("url.path", ("http.target",)),
-    ("messaging.system", ()),
-    ("messaging.destination.name", ("messaging.destination",)),
-    ("celery.task_name", ()),
-)
-#: opentelemetry-instrumentation-celery names a task's span ``run/<task name>``
-#: and sets ``celery.task_name`` only once the task is over.
-_CELERY_SCOPE = "opentelemetry.instrumentation.celery"
-_CELERY_RUN = "run/"
 
 
 def is_sdk_provider(provider: Any) -> bool:
@@ -110,30 +95,8 @@ def provider_for(span: Any, given: Any) -> Optional[Any]:
 
 def subject(span: Any) -> dict:
     """What a snapshot of ``span`` is a snapshot of, as ``slowstack.subject*`` attributes."""
-    found: dict = {SUBJECT: span.name}
-    attributes = span.attributes or {}
-    for name, older in SUBJECT_ATTRIBUTES:
-        value = attributes.get(name)
-        for alias in older:
-            if value is not None:
-                break
-            value = attributes.get(alias)
-        if value is None:
-            continue
-        if name == "url.path":
-            if "http.route" in attributes:
-                continue  # the route says it, without ids in it
-            value = str(value).split("?", 1)[0]  # never a query string
-        found[f"{SUBJECT}.{name}"] = value
     scope = getattr(span, "instrumentation_scope", None)
-    if (
-        f"{SUBJECT}.celery.task_name" not in found
-        and getattr(scope, "name", None) == _CELERY_SCOPE
-        and span.name.startswith(_CELERY_RUN)
-    ):
-        found[f"{SUBJECT}.celery.task_name"] = span.name[len(_CELERY_RUN):]
-        found.setdefault(f"{SUBJECT}.messaging.system", "celery")
-    return found
+    return subject_attributes(span.name, span.attributes, getattr(scope, "name", None))
 
 
 def emit(tracer: Any, parent: Any, attributes: dict, wall_ns: int) -> None:
@@ -143,7 +106,7 @@ def emit(tracer: Any, parent: Any, attributes: dict, wall_ns: int) -> None:
     watchdog thread or a request's thread (``Flusher.emit`` is for them).
     """
     span = tracer.start_span(
-        SPAN_NAME,
+        SNAPSHOT_SPAN,
         context=trace.set_span_in_context(parent),
         kind=SpanKind.INTERNAL,
         attributes=subject(parent),
@@ -151,7 +114,7 @@ def emit(tracer: Any, parent: Any, attributes: dict, wall_ns: int) -> None:
         record_exception=False,
         set_status_on_exception=False,
     )
-    span.add_event(EVENT_NAME, attributes, timestamp=wall_ns)
+    span.add_event(SAMPLE_EVENT, attributes, timestamp=wall_ns)
     span.end(end_time=wall_ns)
 
 

@@ -24,12 +24,17 @@ from typing import Any, Iterator
 import pytest
 from opentelemetry.trace import SpanKind
 
-from otel_slowstack import counters, sql
+from otel_slowstack import conventions, counters, sql
 from otel_slowstack import sample as sampler
 from support.sdk import Sdk
 from support.spans import samples
 
 SERVER = SpanKind.SERVER
+
+
+def call_kind(span: Any) -> Any:
+    """What the processor counts a span as: ``conventions.call_kind`` of CLIENT spans."""
+    return conventions.call_kind(span.attributes) if span.kind is SpanKind.CLIENT else None
 
 
 class Tracing(Sdk):
@@ -97,7 +102,7 @@ def psycopg_instrumentor() -> tuple:
 
 
 def repeat_events(span: Any) -> list:
-    return samples(span, "slowstack.n_plus_one")
+    return samples(span, conventions.N_PLUS_ONE_EVENT)
 
 
 def innermost_line(stack: str) -> str:
@@ -142,7 +147,7 @@ def test_sqlite_counts_and_one_n_plus_one_event(tracing: Any) -> None:
     with t.request():
         assert len(list_orders(issued)) == 12
     span = t.finished()
-    database_spans = [s for s in t.children_of_trace(span) if counters.classify(s) == "db"]
+    database_spans = [s for s in t.children_of_trace(span) if call_kind(s) == conventions.DB]
 
     assert span.attributes["slowstack.db.count"] == len(issued) == len(database_spans) == 15
     assert 0 < span.attributes["slowstack.db.duration_ms"] <= (span.end_time - span.start_time) / 1e6
@@ -376,7 +381,7 @@ def test_http_client_calls_are_counted(tracing: Any, http_url: str) -> None:
         with httpx.Client() as client:
             assert client.get(http_url).text == "ok"
     span = t.finished()
-    http_spans = [s for s in t.children_of_trace(span) if counters.classify(s) == "http"]
+    http_spans = [s for s in t.children_of_trace(span) if call_kind(s) == conventions.HTTP]
     assert span.attributes["slowstack.http.count"] == len(http_spans) == 3
     assert 0 < span.attributes["slowstack.http.duration_ms"] <= (span.end_time - span.start_time) / 1e6
     assert "slowstack.db.count" not in span.attributes
@@ -465,7 +470,7 @@ def test_sqlalchemy_and_driver_instrumentation_together_count_each_call_once(tra
     _, database_spans, span = run_lazy_loading(t, postgres_dsn)
     driver_spans = [s for s in database_spans if s.instrumentation_scope.name.endswith("psycopg")]
     orm_spans = [s for s in database_spans if s.instrumentation_scope.name.endswith("sqlalchemy")]
-    orm_statements = [s for s in orm_spans if counters.statement_text(s.attributes)]
+    orm_statements = [s for s in orm_spans if conventions.statement_text(s.attributes)]
     assert orm_statements, "the SQLAlchemy instrumentation made no statement spans: the test proves nothing"
     # each statement counted once; SQLAlchemy's own "connect" (a pool checkout) is a call of its own
     assert span.attributes["slowstack.db.count"] == len(driver_spans) + len(orm_spans) - len(orm_statements)
@@ -509,7 +514,7 @@ def run_lazy_loading(t: Tracing, dsn: str) -> tuple:
                 orders = session.scalars(select(Order).order_by(Order.id)).all()
                 result = customers_of(orders)
         span = t.finished()
-        database_spans = [s for s in t.children_of_trace(span) if counters.classify(s) == "db"]
+        database_spans = [s for s in t.children_of_trace(span) if call_kind(s) == conventions.DB]
         return result, database_spans, span
     finally:
         Base.metadata.drop_all(engine)

@@ -93,7 +93,7 @@ def main(postgres_dsn: str, redis_url: str) -> None:
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
     from opentelemetry.trace import SpanKind
 
-    from otel_slowstack import SlowStackProcessor, counters
+    from otel_slowstack import SlowStackProcessor, conventions
 
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self) -> None:  # noqa: N802
@@ -105,6 +105,9 @@ def main(postgres_dsn: str, redis_url: str) -> None:
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
+
+    def kind_of(span: Any) -> Any:
+        return conventions.call_kind(span.attributes) if span.kind is SpanKind.CLIENT else None
 
     exporter = InMemorySpanExporter()
     provider = TracerProvider()
@@ -122,9 +125,9 @@ def main(postgres_dsn: str, redis_url: str) -> None:
         json.dumps(
             {
                 "attributes": dict(root.attributes),
-                "n_plus_one": [dict(e.attributes) for e in root.events if e.name == counters.REPEAT_EVENT],
-                "db_keys": [sorted(s.attributes) for s in children if counters.classify(s) == "db"],
-                "http_keys": [sorted(s.attributes) for s in children if counters.classify(s) == "http"],
+                "n_plus_one": [dict(e.attributes) for e in root.events if e.name == conventions.N_PLUS_ONE_EVENT],
+                "db_keys": [sorted(s.attributes) for s in children if kind_of(s) == conventions.DB],
+                "http_keys": [sorted(s.attributes) for s in children if kind_of(s) == conventions.HTTP],
             }
         )
     )

@@ -15,20 +15,20 @@ import threading
 
 import pytest
 
-from otel_slowstack.capture import owners
+from otel_slowstack.capture import entry, greenlet_owner, owners, task_owner, thread_owner
 
 pytestmark = pytest.mark.unit
 
 
-def _released_midway(monkeypatch, name: str, owner_box: list) -> None:
-    """Make ``owners.<name>`` release the owner before doing its work: the race, made certain."""
-    original = getattr(owners, name)
+def _released_midway(monkeypatch, module, name: str, owner_box: list) -> None:
+    """Make ``module.<name>`` release the owner before doing its work: the race, made certain."""
+    original = getattr(module, name)
 
     def racing(*args, **kwargs):
         owner_box[0].release()
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(owners, name, racing)
+    monkeypatch.setattr(module, name, racing)
 
 
 def test_a_task_owner_released_during_capture_answers_none(monkeypatch):
@@ -40,7 +40,7 @@ def test_a_task_owner_released_during_capture_answers_none(monkeypatch):
         assert isinstance(box[0], owners.TaskOwner)
         ready = asyncio.Event()
         asyncio.get_running_loop().call_later(0.05, ready.set)
-        _released_midway(monkeypatch, "await_chain", box)
+        _released_midway(monkeypatch, task_owner, "await_chain", box)
         captured.append(box[0].capture(sys._current_frames(), None))  # not suspended: loop frames
         await ready.wait()
 
@@ -77,9 +77,10 @@ def test_thread_and_greenlet_owners_released_during_capture_never_fail(monkeypat
     thread.start()
     try:
         assert started.wait(5)
-        for name in ("find_entry", "frames_between", "entry_candidates"):
+        module = thread_owner if kind == "thread" else greenlet_owner
+        for where, name in ((module, "frames_from_entry"), (module, "lines_of"), (entry, "entry_candidates")):
             with monkeypatch.context() as patch:
-                _released_midway(patch, name, box)
+                _released_midway(patch, where, name, box)
                 box[0].starter = sys._current_frames()[thread.ident]
                 box[0]._candidates = None
                 # Read before the release: the stack as it was, or None; never an error.

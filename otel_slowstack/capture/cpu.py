@@ -22,6 +22,7 @@ import time
 from typing import Optional
 
 from otel_slowstack.lifecycle import realthread
+from otel_slowstack.seams import live_threads
 
 _LINUX = sys.platform.startswith("linux")
 
@@ -34,9 +35,7 @@ _MAIN_IDENT = realthread.get_ident() if threading.current_thread() is threading.
 
 def thread_info(ident: int) -> tuple:
     """``(name, native_id)`` of a live thread, or ``("", None)``."""
-    # ``threading``'s registry of live threads (what ``enumerate()`` copies),
-    # looked up afresh: gevent's patching may rebind it.
-    thread = getattr(threading, "_active", {}).get(ident)
+    thread = live_threads().get(ident)
     if thread is not None:
         if thread is threading.main_thread():
             # A forked child's main thread (a gunicorn or uWSGI worker) may

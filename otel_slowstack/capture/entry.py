@@ -16,48 +16,27 @@ still be on the stack.
 
 If no accepted frame is on the owning thread's stack any more, the thread has
 moved on to other work and the sample is skipped rather than misleading.
+
+``find_starter`` runs on the request's thread in ``on_start`` (what counts as
+span-creation machinery is ``machinery.py``'s to say); the rest on the
+watchdog thread when a sample is due, and on an interrupted owner's thread.
 """
 
 from __future__ import annotations
 
-import sys
 from types import FrameType
 from typing import Any, Optional
 
-#: Modules whose frames only create or activate spans.
-_MACHINERY = (
-    "opentelemetry.sdk",
-    "opentelemetry.trace",
-    "opentelemetry.context",
-    "opentelemetry.util",
-    "opentelemetry.attributes",
-    "contextlib",
-    "otel_slowstack",
-)
+from otel_slowstack import seams
+from otel_slowstack.capture import machinery
+from otel_slowstack.capture.machinery import OPENTELEMETRY, SPAN_MACHINERY
+
 #: Callers of a hook-style instrumentation frame that may mark the entry.
 HOOK_REACH = 4
 _WALK_LIMIT = 32
-
-
-def _module(frame: FrameType) -> str:
-    name = frame.f_globals.get("__name__")
-    return name if isinstance(name, str) else ""
-
-
-#: id(code object) -> (code object, whether it belongs to the machinery); call sites are few.
-_machinery_codes: dict = {}
-
-
-def _start_span_code() -> Any:
-    try:
-        from opentelemetry.sdk.trace import Tracer
-
-        return Tracer.start_span.__code__
-    except Exception:  # a different SDK layout: the slow path only
-        return None
-
-
-_START_SPAN = _start_span_code()
+_START_SPAN = seams.start_span_code()
+_get_frame = seams.get_frame
+_module_flags = machinery.module_flags
 
 
 def starter_of_span_being_started() -> Optional[FrameType]:
@@ -68,33 +47,26 @@ def starter_of_span_being_started() -> Optional[FrameType]:
     first three are known, so the walk starts right above ``start_span``.
     """
     try:
-        frame = sys._getframe(4)  # 0 here, 1 on_start, 2 multi-processor, 3 Span.start
+        frame = _get_frame(4)  # 0 here, 1 on_start, 2 multi-processor, 3 Span.start
     except ValueError:
         frame = None
     if frame is not None and frame.f_code is _START_SPAN:
         return find_starter(frame.f_back)
-    return find_starter(sys._getframe(2))
+    return find_starter(_get_frame(2))
 
 
 def find_starter(frame: Optional[FrameType]) -> Optional[FrameType]:
     """The first frame outwards from ``frame`` that is not span-creation machinery."""
     steps = 0
-    codes = _machinery_codes
-    while frame is not None and steps < _WALK_LIMIT:
-        code = frame.f_code
-        # Keyed by id: a code object hashes its whole content (about 0.3 µs a
-        # lookup, on every span); the entry keeps the code alive, so its id
-        # cannot be reused while the entry is there.
-        known = codes.get(id(code))
-        if known is None or known[0] is not code:
-            known = (code, _module(frame).startswith(_MACHINERY))
-            if len(codes) > 4096:
-                codes.clear()
-            codes[id(code)] = known
-        if not known[1]:
-            return frame
-        frame = frame.f_back
-        steps += 1
+    try:
+        while frame is not None and steps < _WALK_LIMIT:
+            # ``machinery.is_span_machinery``, inlined: on every watched span's start.
+            if not _module_flags(frame.f_globals.get("__name__")) & SPAN_MACHINERY:
+                return frame
+            frame = frame.f_back
+            steps += 1
+    except TypeError:  # a ``__name__`` that cannot be hashed: not machinery
+        return frame
     return None
 
 
@@ -103,7 +75,7 @@ def entry_candidates(starter: Optional[FrameType]) -> dict:
     frame = starter
     if frame is None:
         return {}
-    reach = HOOK_REACH if _module(frame).startswith("opentelemetry.") else 0
+    reach = HOOK_REACH if machinery.flags_of(frame) & OPENTELEMETRY else 0
     candidates = {}
     while frame is not None and reach >= 0:
         candidates[id(frame)] = frame
@@ -125,3 +97,45 @@ def find_entry(innermost: Optional[FrameType], candidates: dict) -> Optional[Fra
             return frame
         frame = frame.f_back
     return None
+
+
+def frames_from_entry(innermost: Optional[FrameType], candidates: dict) -> Optional[list]:
+    """``find_entry`` and the frames from that entry inwards to ``innermost``
+    (outermost first) in one walk; None if no candidate is on the stack."""
+    stack: list = []
+    append = stack.append
+    get = candidates.get
+    frame = innermost
+    while frame is not None:
+        append(frame)
+        if get(id(frame)) is frame:
+            stack.reverse()
+            return stack
+        frame = frame.f_back
+    return None
+
+
+def entry_index(frames: list, candidates: dict) -> Optional[int]:
+    """Index of the innermost frame of ``frames`` (outermost first: an await
+    chain, which no ``f_back`` links) that may mark the span's entry."""
+    for index in range(len(frames) - 1, -1, -1):
+        frame = frames[index]
+        if candidates.get(id(frame)) is frame:
+            return index
+    return None
+
+
+def candidates_of(owner: Any) -> Optional[dict]:
+    """An owner's entry candidates, worked out on first use; None once released.
+
+    Read and written through locals only: the watchdog calls this while the
+    request's thread may be running ``release()``, which clears both
+    ``owner._candidates`` and ``owner.starter``.
+    """
+    candidates = owner._candidates
+    if candidates is None:
+        starter = owner.starter
+        if starter is None:
+            return None
+        candidates = owner._candidates = entry_candidates(starter)
+    return candidates

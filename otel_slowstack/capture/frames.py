@@ -1,5 +1,12 @@
 """From live frame objects to plain ``FrameLine`` data.
 
+Only code objects and instruction offsets are read from live frames (under
+the consistent snapshot of ``current_frames``); text comes from caches per
+(code, offset) and per whole stack. Also the walks the owners share:
+``current_frames`` (the one way other threads' frames are read) and
+``frames_between``. Runs on the watchdog thread, and on a request thread for
+an N+1 event's stack (``counters``).
+
 Also decides which frames are the application's own: anything that is not
 the standard library, an installed package (site-packages, dist-packages) or
 generated code. Application frames are kept first when a stack must be
@@ -12,13 +19,15 @@ import os
 import site
 import sys
 import sysconfig
-from operator import attrgetter
+from operator import attrgetter, is_ as _is
 from types import FrameType
 from typing import Optional, Pattern
 
-from otel_slowstack.lifecycle import afterfork
+from otel_slowstack import seams
+from otel_slowstack.capture.entry import frames_from_entry
 from otel_slowstack.capture.local_variables import local_lines
 from otel_slowstack.capture.lru import LRU
+from otel_slowstack.lifecycle import afterfork
 from otel_slowstack.capture.stacktrace import FrameLine
 
 #: Frames turned into data at most: the entry and the innermost ones. Deeper
@@ -30,7 +39,6 @@ MAX_FRAMES_WITH_LOCALS = 8
 _FRAME_LINE = tuple.__new__
 _F_CODE = attrgetter("f_code")
 _F_LASTI = attrgetter("f_lasti")
-_CO_FILENAME = attrgetter("co_filename")
 
 
 def _library_roots() -> tuple[str, ...]:
@@ -54,9 +62,9 @@ _LIBRARY_ROOTS = _library_roots()
 _app_files: LRU[bool] = LRU(4096)
 #: (id(code), offset) -> (code, FrameLine without locals): a sample makes one per frame.
 _frame_lines: LRU[tuple] = LRU(8192)
-#: Instruction offsets of a stack -> (its codes, their filenames, its
-#: FrameLines): a stuck thread's stack, unchanged from one sample to the next,
-#: is one lookup and two C-level list comparisons (see ``lines_of``).
+#: Instruction offsets of a stack -> (its codes, its FrameLines): a stack seen
+#: before (the next slow request parked in the same code) is one lookup and
+#: one C-level pass of identity checks (see ``lines_of``).
 _stacks: LRU[tuple] = LRU(128)
 #: Longer stacks (a runaway recursion) are not cached whole: rare, and large.
 MAX_CACHED_STACK = 512
@@ -114,14 +122,13 @@ def lines_of(frames: list, redact: Optional[Pattern[str]] = None) -> list:
         codes = list(map(_F_CODE, frames))
         key = tuple(map(_F_LASTI, frames))
         known = _stacks.get(key)
-        # The same offsets in the same code objects: the same lines. ``==``
-        # on lists checks identity first (C speed); a code object that is
-        # equal but not identical (the same function in another file) is
-        # equal in everything a line shows but its file name, compared next.
-        if known is not None and codes == known[0] and list(map(_CO_FILENAME, codes)) == known[1]:
-            return list(known[2])
+        # The same offsets in the very same code objects: the same lines.
+        # Identity, not ``==``: a code object that is equal but not identical
+        # (the same function in another file) differs in its file name.
+        if known is not None and all(map(_is, codes, known[0])):
+            return list(known[1])
         lines = _lines_without_locals(frames, codes, key)
-        _stacks.put(key, (codes, [code.co_filename for code in codes], tuple(lines)))
+        _stacks.put(key, (codes, tuple(lines)))
         return lines
     lines: list = []
     with_locals = MAX_FRAMES_WITH_LOCALS if redact is not None else 0
@@ -207,6 +214,18 @@ def current_frames() -> dict:
     belong to threads that no longer exist and point into reused memory.
     """
     if afterfork.frames_readable():
-        return sys._current_frames()
+        return _current_frames()
     afterfork.warn_unreadable()
     return {}
+
+
+_current_frames = seams.current_frames
+
+
+def frames_between(innermost: Optional[FrameType], outer: Optional[FrameType]) -> Optional[list]:
+    """Frames from ``outer`` inwards to ``innermost``, outermost first; None if
+    ``outer`` is not on that stack. No depth limit: ``lines_of`` shortens a
+    runaway recursion, keeping both ends."""
+    if outer is None:
+        return None
+    return frames_from_entry(innermost, {id(outer): outer})

@@ -21,12 +21,12 @@ replaced too (see ``redaction``).
 
 from __future__ import annotations
 
-import sys
 from itertools import islice
 from types import FrameType
 from typing import Any, Pattern
 
 from otel_slowstack.capture.redaction import REDACTED, Redactor, looks_random
+from otel_slowstack.seams import get_frame
 
 #: One rendered value, at most (characters).
 MAX_VALUE_CHARS = 200
@@ -48,7 +48,7 @@ _TYPE_MODULE = type.__dict__["__module__"]
 
 
 def _locals_type() -> type:
-    return type(sys._getframe().f_locals)  # dict, or 3.13's FrameLocalsProxy
+    return type(get_frame().f_locals)  # dict, or 3.13's FrameLocalsProxy
 
 
 #: ``frame.f_locals`` of a function frame. A class body run by a metaclass

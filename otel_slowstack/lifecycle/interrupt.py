@@ -16,7 +16,7 @@ How it gets there depends on who runs the span:
 - any other thread: ``PyThreadState_SetAsyncExc``, seen at the thread's next
   bytecode, so a thread blocked in a C call sees it when that call returns;
 - an asyncio task or a greenlet: at its innermost ``await`` or switch (see
-  ``owners.py``).
+  ``task_owner.py``, ``greenlet_owner.py``).
 
 Where it lands is the whole difficulty. It must land in the request's own
 code: never in the instrumentation's enter/exit code (span creation,
@@ -36,7 +36,7 @@ to the frames the exception would land in:
 A signal handler runs on the thread it lands in, so it applies the rule to the
 very frame it interrupted and raises only if the rule holds; otherwise the
 watchdog sends it again a little later. ``SetAsyncExc`` lands wherever the
-target thread next checks for it: ``owners.send_parked`` applies the rule
+target thread next checks for it: ``async_exception.send_parked`` applies the rule
 while the target cannot move (see there), so the landing point is the one
 that was checked.
 
@@ -53,10 +53,13 @@ from __future__ import annotations
 
 import dis
 import sys
-import sysconfig
 import time
 from types import FrameType
 from typing import Any, Iterable, Optional
+
+from otel_slowstack.capture.machinery import CODE, CONTEXTLIB_BODIES as _CONTEXTLIB_BODIES
+from otel_slowstack.capture.machinery import INSTRUMENTATION, NEVER, STDLIB, landing_kind
+from otel_slowstack.conventions import WITHHELD_UNSCOPED
 
 IDLE = 0
 DECIDING = 1
@@ -66,11 +69,6 @@ SENT = 2
 #: decision is a few attribute reads and one C call.
 SETTLE_WAIT_S = 1.0
 
-#: Attribute of the ``interrupt`` sample when the interrupt was not sent.
-WITHHELD = "slowstack.interrupt.withheld"
-#: The span was started with ``start_span`` outside a ``with`` block on its
-#: thread: nothing tells where its code ends (a hand-off to another thread).
-UNSCOPED = "unscoped"
 #: No safe landing point was found before ``MAX_TRIES`` retries ran out.
 NO_SAFE_POINT = "no_safe_point"
 #: Another try is due: the owner sits in instrumentation or server code now.
@@ -94,73 +92,9 @@ class SlowRequestInterrupted(TimeoutError):
 # -- where an exception may land --------------------------------------------
 
 _OPENTELEMETRY = "opentelemetry."
-_INSTRUMENTATION = "opentelemetry.instrumentation."
-#: Code that must never see the exception: span and context bookkeeping, and
-#: servers (their loop, ``start_response``, the response iterator's close).
-_NEVER = (
-    "otel_slowstack",
-    "contextlib",
-    "gunicorn",
-    "uvicorn",
-    "uvicorn_worker",
-    "werkzeug.serving",
-    "wsgiref",
-    "socketserver",
-    "http.server",
-    "gevent.pywsgi",
-    "gevent.baseserver",
-    "gevent.server",
-    "waitress",
-    "hypercorn",
-    "daphne",
-    "asyncio.base_events",
-    "asyncio.events",
-    "asyncio.runners",
-)
-#: ``ContextDecorator``'s wrapper (``@transaction.atomic``, a function decorated
-#: with ``@tracer.start_as_current_span(...)``) runs the decorated function
-#: inside its ``with``: the request's own code. OpenTelemetry's own wrapper
-#: for coroutine functions does the same.
-_CONTEXTLIB_BODIES = frozenset({"inner"})
-_OPENTELEMETRY_WRAPPERS = frozenset({("opentelemetry.util._decorator", "async_wrapper")})
-
-CODE, STDLIB, INSTRUMENTATION, NEVER = 0, 1, 2, 3
-
-
-def _stdlib_roots() -> tuple:
-    roots = set()
-    for key in ("stdlib", "platstdlib"):
-        path = sysconfig.get_paths().get(key)
-        if path:
-            roots.add(path.rstrip("/") + "/")
-    return tuple(roots)
-
-
-_STDLIB = _stdlib_roots()
-_kinds: dict = {}
-
-
-def _kind(frame: FrameType) -> int:
-    code = frame.f_code
-    kind = _kinds.get(code)
-    if kind is None:
-        name = frame.f_globals.get("__name__")
-        name = name if isinstance(name, str) else ""
-        filename = code.co_filename
-        if name.startswith(_INSTRUMENTATION) or (name, code.co_name) in _OPENTELEMETRY_WRAPPERS:
-            kind = INSTRUMENTATION
-        elif name.startswith(_OPENTELEMETRY) or name.startswith(_NEVER):
-            kind = STDLIB if name == "contextlib" and code.co_name in _CONTEXTLIB_BODIES else NEVER
-        elif filename.startswith("<frozen") or (
-            filename.startswith(_STDLIB) and "-packages" not in filename
-        ):
-            kind = STDLIB
-        else:
-            kind = CODE
-        if len(_kinds) > 4096:
-            _kinds.clear()
-        _kinds[code] = kind
-    return kind
+#: Which frames are machinery (span and context bookkeeping, servers), and the
+#: kinds below, are ``capture.machinery``'s to say.
+_kind = landing_kind
 
 
 def wraps_a_call(frame: FrameType) -> bool:
@@ -225,11 +159,10 @@ def scoped(starter: Optional[FrameType], start_lasti: int) -> bool:
 
 def decide(watched: Any) -> Optional[str]:
     """On the watchdog thread, at the interrupt's deadline: None to go ahead,
-    or why the interrupt is withheld for good (``UNSCOPED``)."""
+    or why the interrupt is withheld for good (``WITHHELD_UNSCOPED``)."""
     owner = watched.owner
-    check = getattr(owner, "scoped", None)
-    if check is not None and not check():
-        return UNSCOPED
+    if owner is not None and not owner.scoped():
+        return WITHHELD_UNSCOPED
     return None
 
 

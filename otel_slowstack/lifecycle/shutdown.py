@@ -55,6 +55,7 @@ from types import FrameType
 from typing import Any, Callable, Optional
 
 from otel_slowstack import failures, snapshot
+from otel_slowstack.conventions import TRIGGER_SHUTDOWN, TRIGGER_SIGNAL
 from otel_slowstack.lifecycle import quiet, realthread
 from otel_slowstack.capture.frames import current_frames
 
@@ -208,10 +209,10 @@ def on_signal(signum: int, frame: Optional[FrameType], graceful: bool) -> None:
     interrupted = (realthread.get_ident(), frame) if frame is not None else None
     if graceful:
         _signalled = _signalled or name
-        _run_bounded(lambda reached: _snapshot_all("signal", interrupted, reached), SNAPSHOT_WAIT_S)
+        _run_bounded(lambda reached: _snapshot_all(TRIGGER_SIGNAL, interrupted, reached), SNAPSHOT_WAIT_S)
         return
     flush_s = ABORT_FLUSH_S if signum == getattr(signal, "SIGABRT", None) else FLUSH_S
-    final("signal", f"{name} received while the span was still open", interrupted, flush_s)
+    final(TRIGGER_SIGNAL, f"{name} received while the span was still open", interrupted, flush_s)
 
 
 def _name(signum: int) -> str:
@@ -226,7 +227,7 @@ def _at_exit() -> None:
         description = "the process exited while the span was still open"
         if _signalled:
             description = f"{_signalled} received, then {description}"
-        final("shutdown", description, None, FLUSH_S)
+        final(TRIGGER_SHUTDOWN, description, None, FLUSH_S)
 
 
 # -- the work ---------------------------------------------------------------

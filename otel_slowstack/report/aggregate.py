@@ -29,9 +29,9 @@ from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 from typing import Iterable, Optional
 
+from otel_slowstack.conventions import DB_DURATION_MS, SNAPSHOT_SPAN, TRIGGER_INTERRUPT, TRIGGER_SHUTDOWN, TRIGGER_SIGNAL
 from .durations import Durations
-from .samples import (SNAPSHOT_SPAN, NPlusOne, Sample, in_flight_parts, n_plus_ones_of, route_of, samples_of,
-                      snapshot_route)
+from .samples import NPlusOne, Sample, in_flight_parts, n_plus_ones_of, route_of, samples_of, snapshot_route
 from .sources.record import SpanRecord
 from .stacks import Frame
 
@@ -52,9 +52,9 @@ WAITING = 0.3
 #: died (SIGKILL, OOM killer) before the request's span could be exported.
 OUTCOMES = {
     "killed": "killed, its span never arrived",
-    "signal": "aborted by a signal",
-    "shutdown": "cut short at shutdown",
-    "interrupt": "interrupted",
+    TRIGGER_SIGNAL: "aborted by a signal",
+    TRIGGER_SHUTDOWN: "cut short at shutdown",
+    TRIGGER_INTERRUPT: "interrupted",
 }
 
 
@@ -392,7 +392,7 @@ class Aggregator:
         if stats is None:
             return
         stats.durations.add(span.duration_ms)
-        db_ms = span.attributes.get("slowstack.db.duration_ms")
+        db_ms = span.attributes.get(DB_DURATION_MS)
         if isinstance(db_ms, (int, float)) and not isinstance(db_ms, bool) and math.isfinite(db_ms) and db_ms > 0:
             stats.db_ms += min(float(db_ms), span.duration_ms)
         if samples:

@@ -5,7 +5,8 @@ A ``Sample`` is one ``slowstack.sample`` event: where the span's code was
 ratio, the call in flight, client-call counters). An ``NPlusOne`` is one
 ``slowstack.n_plus_one`` event. Both carry the route and ids of the span
 they were recorded on, so everything after this stage works on these two
-types alone.
+types alone. Every name read here is ``conventions.py``'s, the module the
+writer spells them from too.
 """
 
 from __future__ import annotations
@@ -13,15 +14,12 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, Iterator, Optional
 
-from otel_slowstack.routes import route_key
+from otel_slowstack import conventions
+from otel_slowstack.conventions import N_PLUS_ONE_EVENT, SAMPLE_EVENT
 from .sources.record import SpanRecord
 from .stacks import parse_stack
-
-SAMPLE_EVENT = "slowstack.sample"
-N_PLUS_ONE_EVENT = "slowstack.n_plus_one"
-SNAPSHOT_SPAN = "slowstack.snapshot"
 
 _IN_FLIGHT = re.compile(r"\A(?P<name>.*?)\s*\((?P<ms>\d+(?:\.\d+)?) ?ms\)\s*\Z", re.DOTALL)
 
@@ -59,40 +57,13 @@ class NPlusOne:
 
 def route_of(span: SpanRecord) -> str:
     """``GET /orders/{id}``: method and route, else URL path, else span name."""
-    key = route_key(span.attributes, span.name)
-    if key == span.name:
-        return span.name
-    method = span.attribute("http.request.method", "http.method")
-    if isinstance(method, str) and method and not key.startswith(method + " "):
-        return f"{method} {key}"
-    return key
-
-
-#: What a snapshot span says about the span it watched (set by newer versions).
-SUBJECT = "slowstack.subject"
-_SUBJECT_PREFIX = SUBJECT + "."
+    return conventions.route_label(span.attributes, span.name)
 
 
 def snapshot_route(span: SpanRecord) -> Optional[str]:
     """The route of the request a snapshot span sampled, from its
-    ``slowstack.subject.*`` attributes; None when it does not say (older data)."""
-    attributes = {
-        key[len(_SUBJECT_PREFIX):]: value
-        for key, value in span.attributes.items()
-        if key.startswith(_SUBJECT_PREFIX) and isinstance(value, str) and value
-    }
-    name = _text(span.attributes.get(SUBJECT))
-    task = attributes.get("celery.task_name")
-    if task and not any(k in attributes for k in ("http.route", "url.path")):
-        return task
-    if not attributes and not name:
-        return None
-    subject = SpanRecord("", "", "", name or "", "", 0, 0, attributes)
-    route = route_of(subject)
-    if route:
-        return route
-    destination = attributes.get("messaging.destination.name")
-    return destination or None
+    ``slowstack.subject*`` attributes; None when it does not say (older data)."""
+    return conventions.subject_route(span.attributes)
 
 
 def in_flight_parts(text: Optional[str]) -> tuple:
@@ -122,59 +93,58 @@ def _text(value: Any) -> Optional[str]:
     return value if isinstance(value, str) and value else None
 
 
+def _recorded(span: SpanRecord, name: str, route: Optional[str]) -> Iterator[tuple]:
+    """``(where, attributes)`` of each event ``name`` on the span: ``where`` holds
+    the fields every finding shares (the route, worked out once, and the ids)."""
+    where: Optional[dict] = None
+    for event in span.events:
+        if event.name != name:
+            continue
+        if where is None:
+            where = {
+                "route": route if route is not None else route_of(span),
+                "service": span.service,
+                "trace_id": span.trace_id,
+                "span_id": span.span_id,
+            }
+        yield where, event.attributes
+
+
+def _frames(attributes: dict) -> tuple:
+    stack = attributes.get(conventions.CODE_STACKTRACE)
+    return parse_stack(stack if isinstance(stack, str) else None)
+
+
 def samples_of(span: SpanRecord, route: Optional[str] = None) -> list:
     """Every ``slowstack.sample`` event of the span, in recorded order."""
-    result = []
-    for event in span.events:
-        if event.name != SAMPLE_EVENT:
-            continue
-        a = event.attributes
-        frames = parse_stack(a.get("code.stacktrace") if isinstance(a.get("code.stacktrace"), str) else None)
-        result.append(
-            Sample(
-                route=route if route is not None else route_of(span),
-                service=span.service,
-                trace_id=span.trace_id,
-                span_id=span.span_id,
-                frames=frames,
-                trigger=_text(a.get("slowstack.trigger")) or "",
-                index=_number(a.get("slowstack.sample.index"), int) or 0,
-                elapsed_ms=_number(a.get("slowstack.elapsed_ms"), float),
-                cpu_ratio=_number(a.get("slowstack.cpu_ratio"), float),
-                in_flight=_text(a.get("slowstack.in_flight")),
-                db_count=_number(a.get("slowstack.db.count"), int) or 0,
-                db_duration_ms=_number(a.get("slowstack.db.duration_ms"), float) or 0.0,
-                http_count=_number(a.get("slowstack.http.count"), int) or 0,
-                http_duration_ms=_number(a.get("slowstack.http.duration_ms"), float) or 0.0,
-                thread_name=_text(a.get("thread.name")) or "",
-                loop_blocked_by=_text(a.get("slowstack.loop_blocked_by")),
-            )
+    return [
+        Sample(
+            **where,
+            frames=_frames(a),
+            trigger=_text(a.get(conventions.TRIGGER)) or "",
+            index=_number(a.get(conventions.SAMPLE_INDEX), int) or 0,
+            elapsed_ms=_number(a.get(conventions.ELAPSED_MS), float),
+            cpu_ratio=_number(a.get(conventions.CPU_RATIO), float),
+            in_flight=_text(a.get(conventions.IN_FLIGHT)),
+            db_count=_number(a.get(conventions.DB_COUNT), int) or 0,
+            db_duration_ms=_number(a.get(conventions.DB_DURATION_MS), float) or 0.0,
+            http_count=_number(a.get(conventions.HTTP_COUNT), int) or 0,
+            http_duration_ms=_number(a.get(conventions.HTTP_DURATION_MS), float) or 0.0,
+            thread_name=_text(a.get(conventions.THREAD_NAME)) or "",
+            loop_blocked_by=_text(a.get(conventions.LOOP_BLOCKED_BY)),
         )
-    return result
+        for where, a in _recorded(span, SAMPLE_EVENT, route)
+    ]
 
 
 def n_plus_ones_of(span: SpanRecord, route: Optional[str] = None) -> list:
-    """Every ``slowstack.n_plus_one`` event of the span."""
+    """Every ``slowstack.n_plus_one`` event of the span that names its statement."""
     result = []
-    for event in span.events:
-        if event.name != N_PLUS_ONE_EVENT:
-            continue
-        a = event.attributes
-        statement = a.get("db.query.text") or a.get("db.statement")
-        if not isinstance(statement, str) or not statement:
-            continue
-        stack = a.get("code.stacktrace")
-        result.append(
-            NPlusOne(
-                route=route if route is not None else route_of(span),
-                service=span.service,
-                trace_id=span.trace_id,
-                span_id=span.span_id,
-                statement=statement,
-                count=_number(a.get("slowstack.repeat.count"), int) or 0,
-                frames=parse_stack(stack if isinstance(stack, str) else None),
-            )
-        )
+    for where, a in _recorded(span, N_PLUS_ONE_EVENT, route):
+        statement = conventions.statement_text(a)
+        if statement is not None:
+            count = _number(a.get(conventions.REPEAT_COUNT), int) or 0
+            result.append(NPlusOne(**where, statement=statement, count=count, frames=_frames(a)))
     return result
 
 

@@ -1,7 +1,13 @@
-"""Renderers: a ``Report`` in, text out. One module per format."""
+"""Renderers: a ``Report`` in, text out. One module per format.
+
+``FORMATS`` is the one list of them (the CLI offers it as ``--format``).
+Each renderer's module is imported only when its format is asked for, so
+importing this package costs nothing and needs no extra.
+"""
 
 from __future__ import annotations
 
+#: Every output format, the default first.
 FORMATS = ("text", "folded", "speedscope", "html")
 
 

@@ -19,6 +19,7 @@ import binascii
 import re
 from typing import Any, Iterator, Optional
 
+from otel_slowstack.conventions import SERVICE_NAME
 from .record import EventRecord, Skipped, SpanRecord
 
 _HEX_ID = re.compile(r"\A(?:[0-9a-fA-F]{16}|[0-9a-fA-F]{32})\Z")
@@ -134,7 +135,7 @@ def spans(document: Any, skipped: Optional[Skipped] = None) -> Iterator[SpanReco
             skipped.add("a resourceSpans entry that is not an object")
             continue
         resource = attributes(_dict(resource_span.get("resource")).get("attributes"))
-        service = resource.get("service.name")
+        service = resource.get(SERVICE_NAME)
         service = service if isinstance(service, str) else ""
         scopes = resource_span.get("scopeSpans") or resource_span.get("instrumentationLibrarySpans") or []
         if not isinstance(scopes, list):

@@ -22,6 +22,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Iterator, Optional
 
+from otel_slowstack.conventions import N_PLUS_ONE_EVENT, SAMPLE_EVENT, SAMPLES, SERVICE_NAME, SNAPSHOT_SPAN
 from ..errors import ReportError
 from . import otlp_json
 from .http import HttpStatusError
@@ -29,8 +30,8 @@ from .jaeger import _span_text
 from .record import Skipped, SpanRecord
 from .tempo_metrics import window_totals
 
-EVENT_QUERY = 'event:name = "slowstack.sample" || event:name = "slowstack.n_plus_one"'
-ATTRIBUTE_QUERY = 'span.slowstack.samples > 0 || name = "slowstack.snapshot"'
+EVENT_QUERY = f'event:name = "{SAMPLE_EVENT}" || event:name = "{N_PLUS_ONE_EVENT}"'
+ATTRIBUTE_QUERY = f'span.{SAMPLES} > 0 || name = "{SNAPSHOT_SPAN}"'
 
 
 def search_trace_id(value: object) -> str:
@@ -50,7 +51,7 @@ def traceql(condition: str, service: Optional[str], most_recent: bool = True) ->
     hint = MOST_RECENT if most_recent else ""
     if service:
         quoted = service.replace("\\", "\\\\").replace('"', '\\"')
-        return f'{{ resource.service.name = "{quoted}" && ({condition}) }}{hint}'
+        return f'{{ resource.{SERVICE_NAME} = "{quoted}" && ({condition}) }}{hint}'
     return f"{{ {condition} }}{hint}"
 
 
@@ -135,7 +136,7 @@ class TempoSource:
 
     def _known_services(self) -> Optional[list]:
         try:
-            body = self.client.get_json("/api/search/tag/service.name/values")
+            body = self.client.get_json(f"/api/search/tag/{SERVICE_NAME}/values")
         except ReportError:
             return None
         values = body.get("tagValues") if isinstance(body, dict) else None

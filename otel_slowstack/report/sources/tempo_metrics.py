@@ -17,10 +17,12 @@ import math
 from dataclasses import dataclass
 from typing import Optional
 
+from otel_slowstack.conventions import HTTP_METHOD, HTTP_REQUEST_METHOD, HTTP_ROUTE, SERVICE_NAME
 from ..errors import ReportError
 from . import otlp_json
 
-ROUTE, METHOD, OLD_METHOD = "span.http.route", "span.http.request.method", "span.http.method"
+#: TraceQL names span attributes with the scope ``span.``.
+ROUTE, METHOD, OLD_METHOD = f"span.{HTTP_ROUTE}", f"span.{HTTP_REQUEST_METHOD}", f"span.{HTTP_METHOD}"
 BY = f" by ({ROUTE}, {METHOD}, {OLD_METHOD})"
 NO_ROUTE = "(spans without http.route)"
 
@@ -40,7 +42,7 @@ def spanset(service: Optional[str]) -> str:
     condition = "(kind = server || kind = consumer)"
     if service:
         quoted = service.replace("\\", "\\\\").replace('"', '\\"')
-        condition = f'resource.service.name = "{quoted}" && {condition}'
+        condition = f'resource.{SERVICE_NAME} = "{quoted}" && {condition}'
     return f"{{ {condition} }}"
 
 

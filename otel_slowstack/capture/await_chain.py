@@ -23,54 +23,36 @@ visits references and never runs Python code. Other objects met on the way
 are only compared by identity and exact type (``type(x)``, never
 ``isinstance``, which reads ``__class__`` and so may run a lazy proxy's code).
 
-``worker_of`` finds the pool thread that will complete the future a chain
-ends on: one of that thread's outermost frames holds the very future (anyio's
-worker loop as a local, ``concurrent.futures``' ``_WorkItem`` as an
-attribute). Identity, not guesswork, and no cost before a sample is due.
+The pending futures a chain ends on are handed to ``pool_threads.worker_of``
+to find the thread doing the work. asyncio's private fields read here
+(``_state``, ``_callbacks``, ``_children``, task groups' ``_tasks``) are
+``seams.py``'s. Runs on the watchdog thread (samples) and on the loop's
+thread (an interrupt thrown into a task).
 """
 
 from __future__ import annotations
 
-import asyncio
 import gc
-import sys
-import threading
-from concurrent.futures import Future as ConcurrentFuture
-from types import (
-    AsyncGeneratorType,
-    BuiltinFunctionType,
-    CodeType,
-    CoroutineType,
-    FrameType,
-    FunctionType,
-    GeneratorType,
-    MethodType,
-    ModuleType,
+from types import AsyncGeneratorType, CoroutineType, FrameType, FunctionType, GeneratorType
+from typing import Any, NamedTuple
+
+from otel_slowstack.seams import (
+    AWAIT_WRAPPERS,
+    FUTURE_TYPES,
+    TASK_TYPES,
+    future_callbacks,
+    gathering_children,
+    task_group_tasks,
+    task_group_types,
 )
-from typing import Any, NamedTuple, Optional
+from otel_slowstack.capture.pool_threads import is_concurrent, is_pending
 
 #: Coroutine frames kept at most (the formatter elides far below this).
 MAX_CHAIN = 1024
-#: Outermost frames of a thread searched for the future it works for.
-WORKER_DEPTH = 8
-#: Innermost frames of a blocked thread searched for the futures it waits on.
-WAIT_DEPTH = 6
 #: Innermost chain frames searched for a task group at a dead end.
 GROUP_SEARCH = 32
 _STEPS = 4 * MAX_CHAIN
-#: C iterators an ``await`` may hold whose only interesting referent is the
-#: awaitable they wrap.
-_WRAPPERS = frozenset(
-    {"FutureIter", "coroutine_wrapper", "async_generator_asend", "async_generator_athrow", "anext_awaitable"}
-)
-_NO_DESCENT = (
-    type, ModuleType, FunctionType, MethodType, BuiltinFunctionType, FrameType, CodeType,
-    str, bytes, int, float, complex, bool, tuple, list, dict, set, frozenset, type(None),
-    threading.Thread,  # a pool's threads hold their queue, never one request's future
-)
 _COROUTINES = (CoroutineType, GeneratorType, AsyncGeneratorType)
-_FUTURES = tuple({asyncio.Future, getattr(asyncio.futures, "_PyFuture", asyncio.Future)})
-_TASKS = tuple({asyncio.Task, getattr(asyncio.tasks, "_PyTask", asyncio.Task)})
 
 
 class Chain(NamedTuple):
@@ -92,21 +74,11 @@ class Chain(NamedTuple):
 
 def is_future(obj: Any) -> bool:
     """An asyncio future (or task), by its exact type's ancestry."""
-    return issubclass(type(obj), _FUTURES)
+    return issubclass(type(obj), FUTURE_TYPES)
 
 
 def is_task(obj: Any) -> bool:
-    return issubclass(type(obj), _TASKS)
-
-
-def _is_concurrent(obj: Any) -> bool:
-    return issubclass(type(obj), ConcurrentFuture)
-
-
-def _pending(obj: Any) -> bool:
-    if _is_concurrent(obj):
-        return obj._state in ("PENDING", "RUNNING")
-    return is_future(obj) and obj._state == "PENDING"
+    return issubclass(type(obj), TASK_TYPES)
 
 
 def await_chain(task: Any, running_task: Any = None) -> Chain:
@@ -154,7 +126,7 @@ def await_chain(task: Any, running_task: Any = None) -> Chain:
                 return Chain(frames, tasks, leaf, pending, obj, target)
             obj = obj.get_coro()
             continue
-        elif kind.__name__ in _WRAPPERS:
+        elif kind.__name__ in AWAIT_WRAPPERS:
             obj = _wrapped(obj)
             continue
         else:
@@ -192,13 +164,13 @@ def _beneath(future: Any, seen: set, pending: list) -> tuple:
             if id(current) in seen or current.done():
                 return None, False
             return current, through_shield
-        if not _pending(current):
+        if not is_pending(current):
             return None, False  # its result is in: the task just has not resumed yet
         pending.append(current)
         inner, through_callback = _inner(current)
         if inner is None:
             return None, False
-        if _is_concurrent(inner):
+        if is_concurrent(inner):
             pending.append(inner)
             return None, False
         through_shield = through_shield or through_callback
@@ -210,12 +182,13 @@ def _inner(future: Any) -> tuple:
     """``(inner, through_callback)``: the pending future ``future`` was made to
     wait for, read from asyncio's own links; ``through_callback`` for the
     links ``shield`` and ``wrap_future`` make."""
-    if type(future).__name__ == "_GatheringFuture":
-        for child in list(getattr(future, "_children", None) or ()):
-            if _pending(child):
+    children = gathering_children(future)
+    if children is not None:
+        for child in children:
+            if is_pending(child):
                 return child, False
         return None, False
-    for entry in list(getattr(future, "_callbacks", None) or ()):
+    for entry in future_callbacks(future):
         callback = entry[0] if type(entry) is tuple else entry
         if type(callback) is not FunctionType or not callback.__closure__:
             continue  # bound methods are the waiters' wake-ups, not what is awaited
@@ -224,7 +197,7 @@ def _inner(future: Any) -> tuple:
                 value = cell.cell_contents
             except ValueError:
                 continue
-            if value is not future and _pending(value):
+            if value is not future and is_pending(value):
                 return value, True
     return None, False
 
@@ -232,7 +205,7 @@ def _inner(future: Any) -> tuple:
 def _dead_end(frames: list, seen: set) -> Any:
     """A pending task the chain's own frames hold: their task group's, or one
     an asyncio helper (``wait_for``, ``wait``) is waiting for."""
-    groups = _task_group_types()
+    groups = task_group_types()
     for frame in reversed(frames[-GROUP_SEARCH:]):
         try:
             values = list(frame.f_locals.values())
@@ -242,104 +215,10 @@ def _dead_end(frames: list, seen: set) -> Any:
         for value in values:
             candidates: Any = ()
             if groups and issubclass(type(value), groups):
-                candidates = getattr(value, "_tasks", None) or ()
+                candidates = task_group_tasks(value)
             elif in_asyncio:
                 candidates = value if type(value) in (set, list, tuple) else (value,)
             for candidate in list(candidates):
-                if id(candidate) not in seen and is_task(candidate) and _pending(candidate):
+                if id(candidate) not in seen and is_task(candidate) and is_pending(candidate):
                     return candidate
-    return None
-
-
-def _task_group_types() -> tuple:
-    """asyncio's and anyio's task group classes, where loaded."""
-    found = []
-    for module, name in (("asyncio.taskgroups", "TaskGroup"), ("anyio._backends._asyncio", "TaskGroup")):
-        kind = getattr(sys.modules.get(module), name, None)
-        if isinstance(kind, type):
-            found.append(kind)
-    return tuple(found)
-
-
-def worker_of(pending: list, frames_by_thread: dict, skip: tuple) -> Optional[tuple]:
-    """``(thread ident, frame)``: the thread whose outer frames hold one of the
-    ``pending`` futures (so it works to complete it), and the innermost such
-    frame (where the work begins), or None."""
-    if not pending:
-        return None
-    wanted = {id(future): future for future in pending}
-    for ident, innermost in list(frames_by_thread.items()):
-        if ident in skip:
-            continue
-        holder = None
-        for frame in outermost(innermost, WORKER_DEPTH):
-            if _holds(frame, wanted):
-                holder = frame
-        if holder is not None:
-            return ident, holder
-    return None
-
-
-def futures_waited_on(innermost: Optional[FrameType]) -> list:
-    """Pending ``concurrent.futures`` futures a thread blocks on right now
-    (``Future.result``, ``wait``, ``as_completed``), read from the innermost
-    frames of that module."""
-    found: list = []
-    frame = innermost
-    for _ in range(WAIT_DEPTH):
-        if frame is None:
-            break
-        if frame.f_globals.get("__name__") == "concurrent.futures._base":
-            for value in list(frame.f_locals.values()):
-                candidates = value if type(value) in (set, frozenset, list, tuple) else (value,)
-                found.extend(c for c in list(candidates)[:64] if _is_concurrent(c) and _pending(c))
-        frame = frame.f_back
-    return found
-
-
-def outermost(innermost: Optional[FrameType], count: int, limit: int = 4096) -> list:
-    """The ``count`` outermost frames of a stack, outermost first."""
-    stack: list = []
-    frame = innermost
-    while frame is not None and limit > 0:
-        stack.append(frame)
-        frame = frame.f_back
-        limit -= 1
-    return stack[: -count - 1 : -1]
-
-
-def _holds(frame: FrameType, wanted: dict) -> bool:
-    """A local of ``frame``, or an attribute of its ``self`` (a work item's
-    ``.future``), is among ``wanted`` (by id)."""
-    try:
-        local = frame.f_locals
-        values = list(local.values())
-    except Exception:
-        return False
-    ids = wanted.keys()
-    if not ids.isdisjoint(map(id, values)):
-        return True
-    owner = local.get("self")
-    if owner is None or issubclass(type(owner), _NO_DESCENT):
-        return False
-    for ref in gc.get_referents(owner)[:32]:  # its attributes, or its ``__dict__``
-        if id(ref) in wanted:
-            return True
-        if type(ref) is dict and not ids.isdisjoint(map(id, list(ref.values())[:64])):
-            return True
-    return False
-
-
-def frames_between(innermost: Optional[FrameType], outer: FrameType) -> Optional[list]:
-    """Frames from ``outer`` inwards to ``innermost``, outermost first; None if
-    ``outer`` is not on that stack. No depth limit: ``lines_of`` shortens a
-    runaway recursion, keeping both ends."""
-    stack: list = []
-    frame = innermost
-    while frame is not None:
-        stack.append(frame)
-        if frame is outer:
-            stack.reverse()
-            return stack
-        frame = frame.f_back
     return None
