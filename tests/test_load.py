@@ -43,28 +43,37 @@ def logged():
     root.removeHandler(handler)
 
 
-def test_32_threads_around_the_threshold(logged, make_sdk):
-    sdk = make_sdk(threshold=THRESHOLD_MS, interval=THRESHOLD_MS, max_samples=3)
+def raised_in_threads(serve, count: int) -> list:
+    """Run ``serve(n)`` for each n below ``count``, a thread each; what escaped them."""
     errors: list = []
 
-    def serve(seed: int) -> None:
-        rng = random.Random(seed)
+    def run(n: int) -> None:
         try:
-            for i in range(60):
-                with sdk.tracer.start_as_current_span(f"GET /{seed}/{i}", kind=SpanKind.SERVER):
-                    if rng.random() < 0.3:
-                        with sdk.tracer.start_as_current_span("SELECT", kind=SpanKind.CLIENT, attributes={"db.system": "sqlite"}):
-                            pass
-                    time.sleep(rng.uniform(0.2, 2.5) * THRESHOLD_MS / 1000)
+            serve(n)
         except BaseException as exc:  # nothing may leak into the application
             errors.append(exc)
 
-    threads = [threading.Thread(target=serve, args=(seed,)) for seed in range(32)]
+    threads = [threading.Thread(target=run, args=(n,)) for n in range(count)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert errors == []
+    return errors
+
+
+def test_32_threads_around_the_threshold(logged, make_sdk):
+    sdk = make_sdk(threshold=THRESHOLD_MS, interval=THRESHOLD_MS, max_samples=3)
+
+    def serve(seed: int) -> None:
+        rng = random.Random(seed)
+        for i in range(60):
+            with sdk.tracer.start_as_current_span(f"GET /{seed}/{i}", kind=SpanKind.SERVER):
+                if rng.random() < 0.3:
+                    with sdk.tracer.start_as_current_span("SELECT", kind=SpanKind.CLIENT, attributes={"db.system": "sqlite"}):
+                        pass
+                time.sleep(rng.uniform(0.2, 2.5) * THRESHOLD_MS / 1000)
+
+    assert raised_in_threads(serve, 32) == []
     roots = [s for s in sdk.exporter.get_finished_spans() if s.kind is SpanKind.SERVER]
     assert len(roots) == 32 * 60
     # On a busy 2-core box the watchdog may be a few tens of ms late, so only
@@ -101,23 +110,14 @@ def test_otlp_endpoint_down_or_slow(logged, endpoint_state):
         processor = SlowStackProcessor(tracer_provider=provider, threshold=50, interval=50, max_samples=2, snapshot_after=100)
         provider.add_span_processor(processor)
         tracer = provider.get_tracer("load")
-        errors: list = []
 
         def serve(n: int) -> None:
-            try:
-                for i in range(300):
-                    with tracer.start_as_current_span("GET /x", kind=SpanKind.SERVER):
-                        if i % 50 == 0:
-                            time.sleep(0.25)  # slow enough for samples and a snapshot
-            except BaseException as exc:
-                errors.append(exc)
+            for i in range(300):
+                with tracer.start_as_current_span("GET /x", kind=SpanKind.SERVER):
+                    if i % 50 == 0:
+                        time.sleep(0.25)  # slow enough for samples and a snapshot
 
-        threads = [threading.Thread(target=serve, args=(n,)) for n in range(4)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        assert errors == []
+        assert raised_in_threads(serve, 4) == []
         finished = memory.get_finished_spans()
         sampled = [s for s in finished if s.name == "GET /x" and any(e.name == "slowstack.sample" for e in s.events)]
         assert len(sampled) == 4 * 6
