@@ -8,7 +8,9 @@ writing spans to ``DIR/traces.jsonl``, sends requests that hit each kind of
 hotspot (a slow upstream call, a CPU-bound loop, an N+1, and a lock wait
 where PostgreSQL is there), stops the server so every span is flushed, and
 prints the report of that file. It needs ``pip install
-'otel-slowstack[examples]'`` and works from any working directory.
+'otel-slowstack[examples]'`` and works from any working directory. The
+server is run by ``server_process.ServerProcess``, the harness the test suite
+runs its own servers with.
 
 Every hotspot lasts a wall-clock time well past the threshold (the CPU loop
 included: it repeats its work until its time is up), so what the report
@@ -17,21 +19,18 @@ shows does not depend on how fast or how busy the machine is.
 
 from __future__ import annotations
 
-import os
-import re
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
 import threading
 import time
 import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Optional
 
 from otel_slowstack.report.errors import ReportError
+from otel_slowstack.server_process import ServerProcess, gunicorn_command, instrumented_environment, tool
 
 #: (path, what it shows); a 404 or 503 means the shop cannot serve it here.
 HOTSPOTS = (
@@ -63,13 +62,6 @@ def write_shop(workdir: Path) -> Path:
     return examples
 
 
-def _tool(name: str) -> Optional[str]:
-    beside = Path(sys.executable).parent / name
-    if beside.is_file() and os.access(beside, os.X_OK):
-        return str(beside)
-    return shutil.which(name)
-
-
 def _check_requirements() -> tuple:
     for module in ("flask", "gunicorn", "opentelemetry.distro", "opentelemetry.exporter.otlp.json.file",
                    "opentelemetry.instrumentation.flask"):
@@ -77,96 +69,53 @@ def _check_requirements() -> tuple:
             __import__(module)
         except ImportError:
             raise ReportError(f"the demo needs the 'examples' extra ({module} is missing): {INSTALL}") from None
-    instrument, gunicorn = _tool("opentelemetry-instrument"), _tool("gunicorn")
+    instrument, gunicorn = tool("opentelemetry-instrument"), tool("gunicorn")
     if not instrument or not gunicorn:
         raise ReportError(f"the demo needs opentelemetry-instrument and gunicorn on PATH: {INSTALL}")
     return instrument, gunicorn
 
 
 def shop_environment(threshold: str, db_path: Path) -> dict:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "GUNICORN_"))}
-    env.update(
-        OTEL_SERVICE_NAME="shop",
+    return instrumented_environment(
+        "shop",
         OTEL_TRACES_EXPORTER="otlp_json_file",  # JSON lines on the server's standard output
-        OTEL_METRICS_EXPORTER="none",
-        OTEL_LOGS_EXPORTER="none",
         OTEL_BSP_SCHEDULE_DELAY="200",
         OTEL_PYTHON_SLOWSTACK_THRESHOLD=threshold,
         SHOP_DB=str(db_path),
-        PYTHONUNBUFFERED="1",
     )
-    return env
 
 
-class Shop:
+class Shop(ServerProcess):
     """The example shop under ``opentelemetry-instrument gunicorn``, its spans going to ``spans_file``."""
 
     def __init__(self, examples: Path, instrument: str, gunicorn: str, spans_file: Path, env: dict) -> None:
-        self.log: list = []
-        self._listening = threading.Event()
-        self._booted = threading.Event()
-        self.url = ""
         self._spans = open(spans_file, "wb")
-        self.process = subprocess.Popen(
-            [instrument, gunicorn, "--bind", "127.0.0.1:0", "--workers", "1", "--threads", "4",
-             "--timeout", "60", "--graceful-timeout", "15", "shop:app"],
-            cwd=str(examples), env=env, stdin=subprocess.DEVNULL, stdout=self._spans,
-            stderr=subprocess.PIPE, text=True, start_new_session=True,
-        )
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.process.stderr is not None
-        for line in self.process.stderr:
-            self.log.append(line)
-            match = re.search(r"Listening at: (http://[\d.]+:\d+)", line)
-            if match and not self.url:
-                self.url = match.group(1)
-                self._listening.set()
-            if "Booting worker" in line:
-                self._booted.set()
+        options = ["--workers", "1", "--threads", "4", "--timeout", "60", "--graceful-timeout", "15"]
+        super().__init__(gunicorn_command(instrument, gunicorn, "shop:app", options), env, examples, stdout=self._spans)
 
     def wait_ready(self) -> None:
+        """Listening, a worker booted, and ``/`` served."""
         deadline = time.monotonic() + START_TIMEOUT_S
-        while time.monotonic() < deadline:
+        if not (self.wait_listening(START_TIMEOUT_S)
+                and self.wait_for_line("Booting worker", deadline - time.monotonic())):
             if self.process.poll() is not None:
                 raise ReportError("the shop exited while starting:\n" + self.tail())
-            if self._listening.is_set() and self._booted.is_set():
-                break
-            time.sleep(0.05)
-        else:
             raise ReportError(f"the shop did not start within {START_TIMEOUT_S:.0f} s:\n" + self.tail())
         status, _ = self.get("/", timeout=START_TIMEOUT_S)
         if status != 200:
             raise ReportError(f"the shop answered {status} on /:\n" + self.tail())
 
     def get(self, path: str, timeout: float = 60.0) -> tuple:
+        """``(0, reason)`` when the shop does not answer at all: the demo reports it and goes on."""
         try:
-            with urllib.request.urlopen(self.url + path, timeout=timeout) as response:
-                return response.status, response.read().decode(errors="replace")
-        except urllib.error.HTTPError as error:
-            return error.code, error.read().decode(errors="replace")
+            return super().get(path, timeout)
         except (urllib.error.URLError, OSError) as error:
             return 0, str(getattr(error, "reason", error))
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = STOP_TIMEOUT_S, signum: int = signal.SIGTERM) -> None:
         """SIGTERM: gunicorn stops gracefully and each process flushes its spans on exit."""
-        if self.process.poll() is None:
-            try:
-                os.killpg(self.process.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-            try:
-                self.process.wait(STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(5)
-        self._reader.join(5)
+        super().stop(timeout, signum)
         self._spans.close()
-
-    def tail(self, lines: int = 15) -> str:
-        return "".join(self.log[-lines:]).rstrip()
 
 
 def send_hotspots(shop: Shop, say) -> list:

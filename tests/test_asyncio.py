@@ -10,8 +10,8 @@ from __future__ import annotations
 import time
 
 import pytest
-from otlp_receiver import assert_interrupted, innermost, request_to, samples, stacks
-from servers import FAST, gunicorn, uvicorn
+from support.spans import assert_interrupted, innermost, request_to, samples, stacks
+from support.servers import FAST, gunicorn, uvicorn
 
 pytestmark = pytest.mark.e2e
 

@@ -15,12 +15,11 @@ import sys
 import time
 
 import anyio
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
-from otel_slowstack import SlowRequestInterrupted, SlowStackProcessor
+from otel_slowstack import SlowRequestInterrupted
+from support.sdk import Sdk
+from support.spans import samples
 
 WAIT = 0.6  # each request's wait; samples at 0.2 s
 
@@ -98,15 +97,11 @@ if sys.version_info >= (3, 11):
 
 def run_requests(requests: dict, **settings) -> dict:
     """Run ``{name: coroutine function}`` as concurrent SERVER spans; finished spans by name."""
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SlowStackProcessor(threshold=200, interval=200, max_samples=2, **settings))
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    tracer = provider.get_tracer("test")
+    sdk = Sdk(threshold=200, interval=200, max_samples=2, **settings)
 
     async def serve(name, handler):
         try:
-            with tracer.start_as_current_span(name, kind=SpanKind.SERVER):
+            with sdk.tracer.start_as_current_span(name, kind=SpanKind.SERVER):
                 await handler()
         except BaseException:  # noqa: B036 - the outcome is read from the span
             pass
@@ -115,12 +110,8 @@ def run_requests(requests: dict, **settings) -> dict:
         await asyncio.gather(*(serve(name, handler) for name, handler in requests.items()))
 
     asyncio.run(main())
-    provider.shutdown()
-    return {span.name: span for span in exporter.get_finished_spans()}
-
-
-def sampled(span) -> list:
-    return [dict(e.attributes) for e in span.events if e.name == "slowstack.sample"]
+    sdk.shutdown()
+    return {span.name: span for span in sdk.exporter.get_finished_spans()}
 
 
 def names(stack: str) -> list:
@@ -130,7 +121,7 @@ def names(stack: str) -> list:
 def test_every_shape_shows_its_own_await_chain_innermost_last():
     spans = run_requests({name: handler for name, (handler, _) in SHAPES.items()})
     for name, (_, expected) in SHAPES.items():
-        stacks = [sample["code.stacktrace"] for sample in sampled(spans[name])]
+        stacks = [sample["code.stacktrace"] for sample in samples(spans[name])]
         assert stacks, name
         for stack in stacks:
             frames = names(stack)
@@ -150,9 +141,9 @@ def test_samples_of_requests_waiting_for_the_loop_name_the_span_holding_it():
         time.sleep(0.7)  # sync work inside async code: nobody else runs
 
     spans = run_requests({"GET /waiting": waiting, "GET /holding": holding})
-    blamed = {s.get("slowstack.loop_blocked_by") for s in sampled(spans["GET /waiting"])}
+    blamed = {s.get("slowstack.loop_blocked_by") for s in samples(spans["GET /waiting"])}
     assert blamed == {"GET /holding"}
-    for sample in sampled(spans["GET /holding"]):
+    for sample in samples(spans["GET /holding"]):
         assert names(sample["code.stacktrace"])[-1] == "holding"  # its own frames, from the loop thread
         assert "slowstack.loop_blocked_by" not in sample
 
@@ -174,4 +165,4 @@ def test_interrupt_raises_slow_request_interrupted_in_every_shape():
         assert raised, name
         group = "task group" in name  # task groups wrap it in an ExceptionGroup
         assert raised[0].endswith("ExceptionGroup" if group else SlowRequestInterrupted.__name__), (name, raised)
-        assert sampled(span)[-1]["slowstack.trigger"] == "interrupt", name
+        assert samples(span)[-1]["slowstack.trigger"] == "interrupt", name

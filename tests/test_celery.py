@@ -15,18 +15,16 @@ shutdown ends nothing early.
 from __future__ import annotations
 
 import os
-import re
 import signal
-import subprocess
 import sys
-import threading
 import time
 
 import pytest
 
-from conftest import require_service
-from otlp_receiver import Receiver, samples
-from servers import BIN, EXAMPLES, otel_env, wait_until
+from support.services import require_service
+from support.otlp_receiver import Receiver
+from support.spans import samples
+from support.servers import BIN, EXAMPLES, Process, otel_env, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -39,8 +37,8 @@ SETTINGS = dict(
 )
 
 
-class Worker:
-    """``opentelemetry-instrument celery -A celery_tasks worker`` with one pool."""
+class Worker(Process):
+    """``opentelemetry-instrument celery -A celery_tasks worker`` with one pool; stopped cold (SIGQUIT)."""
 
     def __init__(self, endpoint: str, pool: str, concurrency: int = 1, queue: str = "celery") -> None:
         self.queue = queue
@@ -58,38 +56,13 @@ class Worker:
             "--pool", pool, "--concurrency", str(concurrency), "--loglevel", "INFO", "--queues", queue,
             "--without-gossip", "--without-mingle", "--without-heartbeat",
         ]
-        self.output: list = []
-        self.process = subprocess.Popen(
-            argv, env=env, cwd=str(EXAMPLES), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            text=True, start_new_session=True,
-        )
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-        if not wait_until(lambda: re.search(r"celery@\S+ ready\.", self.log()), timeout=90):
+        super().__init__(argv, env, EXAMPLES)
+        if not self.wait_for_line(r"celery@\S+ ready\.", timeout=90):
             self.stop()
             raise AssertionError("the Celery worker did not start:\n" + self.log())
 
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self.output.append(line)
-
-    def log(self) -> str:
-        return "".join(self.output)
-
-    def children(self) -> list:
-        out = subprocess.run(["pgrep", "-P", str(self.process.pid)], capture_output=True, text=True).stdout
-        return [int(p) for p in out.split()]
-
-    def stop(self, timeout: float = 20.0) -> None:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGQUIT)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(5)
-        self._reader.join(5)
+    def stop(self, timeout: float = 20.0, signum: int = signal.SIGQUIT) -> None:
+        super().stop(timeout, signum)
 
 
 @pytest.fixture(scope="module")
@@ -241,7 +214,7 @@ def test_kill_of_the_pool_process_mid_task(pool, client, signum):
     t0 = time.time_ns()
     client.send_task("celery_tasks.stuck", kwargs={"seconds": 30}, queue=worker.queue)
     receiver.wait_for(_since(t0, _snapshot("stuck", "snapshot")), timeout=60)  # in flight
-    (child,) = worker.children()
+    (child,) = worker.worker_pids()
     os.kill(child, signum)
     final = receiver.wait_for(_since(t0, _snapshot("stuck", "signal")))[0]
     _assert_named(final, "stuck")
@@ -250,7 +223,7 @@ def test_kill_of_the_pool_process_mid_task(pool, client, signum):
     assert span["status"] == "error" and signal.Signals(signum).name in span["status_message"]
     assert samples(span)[-1]["slowstack.trigger"] == "signal"
     assert final["parent_span_id"] == span["span_id"]
-    assert wait_until(lambda: len(worker.children()) == 1 and child not in worker.children(), timeout=30)
+    assert wait_until(lambda: len(worker.worker_pids()) == 1 and child not in worker.worker_pids(), timeout=30)
 
 
 @pytest.mark.parametrize("pool_name", ["prefork", "threads"])

@@ -18,6 +18,8 @@ from otel_slowstack import conventions, counters
 from otel_slowstack.settings import Settings
 from otel_slowstack.watched import Watched
 
+pytestmark = pytest.mark.unit
+
 PACKAGE = Path(conventions.__file__).parent
 README = PACKAGE.parent / "README.md"
 

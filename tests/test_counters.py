@@ -22,13 +22,12 @@ from contextlib import contextmanager
 from typing import Any, Iterator
 
 import pytest
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
-from otel_slowstack import SlowStackProcessor, conventions, counters, sql
+from otel_slowstack import conventions, counters, sql
 from otel_slowstack import sample as sampler
+from support.sdk import Sdk
+from support.spans import samples
 
 SERVER = SpanKind.SERVER
 
@@ -38,18 +37,13 @@ def call_kind(span: Any) -> Any:
     return conventions.call_kind(span.attributes) if span.kind is SpanKind.CLIENT else None
 
 
-class Tracing:
-    """A provider with the processor and an in-memory exporter, instrumentors bound to it."""
+class Tracing(Sdk):
+    """``Sdk`` with instrumentors bound to its provider; N+1 events on, no early samples."""
 
     def __init__(self, instrumentors: tuple, **settings: Any) -> None:
-        self.exporter = InMemorySpanExporter()
-        self.provider = TracerProvider()
         options = {"threshold": "60s", "n_plus_one": 10, "snapshot_after": None}
         options.update(settings)
-        self.processor = SlowStackProcessor(**options)
-        self.provider.add_span_processor(self.processor)
-        self.provider.add_span_processor(SimpleSpanProcessor(self.exporter))
-        self.tracer = self.provider.get_tracer("test")
+        super().__init__(**options)
         self.instrumentors = []
         for make, kwargs in instrumentors:
             instrumentor = make()
@@ -63,7 +57,7 @@ class Tracing:
         return self.tracer.start_as_current_span(name, kind=SERVER)
 
     def finished(self, name: str = "GET /test") -> Any:
-        return next(s for s in self.exporter.get_finished_spans() if s.name == name)
+        return super().finished(name)
 
     def children_of_trace(self, root: Any) -> list:
         return [
@@ -78,8 +72,7 @@ class Tracing:
     def close(self) -> None:
         for instrumentor in self.instrumentors:
             instrumentor.uninstrument()
-        self.processor.shutdown()
-        self.provider.shutdown()
+        self.shutdown()
 
 
 @pytest.fixture
@@ -109,11 +102,7 @@ def psycopg_instrumentor() -> tuple:
 
 
 def repeat_events(span: Any) -> list:
-    return [dict(e.attributes) for e in span.events if e.name == conventions.N_PLUS_ONE_EVENT]
-
-
-def sample_events(span: Any) -> list:
-    return [dict(e.attributes) for e in span.events if e.name == conventions.SAMPLE_EVENT]
+    return samples(span, conventions.N_PLUS_ONE_EVENT)
 
 
 def innermost_line(stack: str) -> str:
@@ -163,7 +152,7 @@ def test_sqlite_counts_and_one_n_plus_one_event(tracing: Any) -> None:
     assert span.attributes["slowstack.db.count"] == len(issued) == len(database_spans) == 15
     assert 0 < span.attributes["slowstack.db.duration_ms"] <= (span.end_time - span.start_time) / 1e6
     assert "slowstack.http.count" not in span.attributes
-    assert not sample_events(span)  # never slow, and the N+1 is reported all the same
+    assert not samples(span)  # never slow, and the N+1 is reported all the same
 
     (event,) = repeat_events(span)
     assert event["db.query.text"] == "SELECT name FROM customers WHERE id = ?"
@@ -549,7 +538,7 @@ def test_row_lock_wait_is_shown_in_flight(tracing: Any, postgres_dsn: str) -> No
                     locked.set()
                     deadline = time.monotonic() + 30
                     while time.monotonic() < deadline:
-                        if request_span and sample_events(request_span[0]):
+                        if request_span and samples(request_span[0]):
                             break
                         time.sleep(0.02)
                     other.commit()
@@ -567,7 +556,7 @@ def test_row_lock_wait_is_shown_in_flight(tracing: Any, postgres_dsn: str) -> No
         holder.join(30)
     assert not holder_failed, holder_failed
     span = t.finished()
-    first = sample_events(span)[0]
+    first = samples(span)[0]
     flight = first["slowstack.in_flight"]
     assert re.fullmatch(rf"SELECT balance FROM {table} WHERE id = \? FOR UPDATE \(\d+ ms\)", flight), flight
     assert first["slowstack.cpu_ratio"] < 0.2

@@ -13,8 +13,8 @@ import uuid
 from typing import Any
 
 import pytest
-from otlp_receiver import samples, server_span
-from servers import gunicorn
+from support.spans import samples, server_span
+from support.servers import gunicorn
 
 pytestmark = pytest.mark.e2e
 

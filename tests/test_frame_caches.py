@@ -18,6 +18,8 @@ from otel_slowstack.capture.frames import frame_lines, lines_of
 from otel_slowstack.capture.lru import LRU
 from otel_slowstack.capture.stacktrace import FrameLine, format_stack
 
+pytestmark = pytest.mark.unit
+
 
 def uncached(frame_list: list) -> list:
     """What a frame shows, read straight from the frames (no cache involved)."""

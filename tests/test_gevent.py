@@ -7,8 +7,8 @@ Real ``gunicorn -k gevent`` (monkey-patched) serves ``examples/gevent_shop.py``
 from __future__ import annotations
 
 import pytest
-from otlp_receiver import assert_interrupted, innermost, request_to, stacks
-from servers import FAST, gunicorn
+from support.spans import assert_interrupted, innermost, request_to, stacks
+from support.servers import FAST, gunicorn
 
 pytestmark = pytest.mark.e2e
 

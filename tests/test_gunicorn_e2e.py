@@ -6,8 +6,8 @@ import re
 
 import pytest
 
-from otlp_receiver import samples, server_span
-from servers import BIN, Server, gunicorn, otel_env
+from support.spans import samples, server_span
+from support.servers import BIN, Server, gunicorn, otel_env
 
 pytestmark = pytest.mark.e2e
 

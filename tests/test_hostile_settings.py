@@ -19,15 +19,12 @@ from decimal import Decimal
 from fractions import Fraction
 
 import pytest
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
-from otel_slowstack import SlowRequestInterrupted, SlowStackProcessor
+from otel_slowstack import SlowRequestInterrupted
 from otel_slowstack.settings import _FIELDS, MS, Settings
-from otlp_receiver import samples
-from servers import BIN, otel_env
+from support.spans import samples
+from support.servers import BIN, otel_env
 
 P = "OTEL_PYTHON_SLOWSTACK_"
 HUGE = "9" * 400
@@ -184,64 +181,42 @@ def test_no_value_of_any_setting_raises_or_warns_twice(caplog):
 # -- the outcome in a running process ----------------------------------------------
 
 
-@pytest.fixture
-def sdk():
-    made = []
-
-    def make(**settings):
-        exporter = InMemorySpanExporter()
-        provider = TracerProvider()
-        provider.add_span_processor(SimpleSpanProcessor(exporter))
-        provider.add_span_processor(SlowStackProcessor(**settings))
-        made.append(provider)
-        return provider.get_tracer("test"), exporter
-
-    yield make
-    for provider in made:
-        provider.shutdown()
-
-
-def _samples(exporter, name: str) -> list:
-    (span,) = [s for s in exporter.get_finished_spans() if s.name == name]
-    return [dict(e.attributes) for e in span.events if e.name == "slowstack.sample"]
-
-
 @pytest.mark.parametrize("how", ["environment", "keyword"])
-def test_a_huge_threshold_never_stops_the_watchdog(sdk, caplog, monkeypatch, how):
+def test_a_huge_threshold_never_stops_the_watchdog(make_sdk, caplog, monkeypatch, how):
     if how == "environment":
         monkeypatch.setenv(P + "THRESHOLD", "99999999999999999999")
         settings = {}
     else:
         settings = {"threshold": timedelta.max}
-    tracer, exporter = sdk(routes={"GET /quick": 200}, snapshot_after="off", **settings)
+    sdk = make_sdk(routes={"GET /quick": 200}, snapshot_after="off", **settings)
     with caplog.at_level(logging.WARNING, logger="otel_slowstack"):
-        forever = tracer.start_span("GET /forever", kind=SpanKind.SERVER)  # the watchdog sleeps towards it
+        forever = sdk.tracer.start_span("GET /forever", kind=SpanKind.SERVER)  # the watchdog sleeps towards it
         time.sleep(0.3)
         for _ in range(2):
-            with tracer.start_as_current_span("GET /quick", kind=SpanKind.SERVER):
+            with sdk.tracer.start_as_current_span("GET /quick", kind=SpanKind.SERVER):
                 time.sleep(0.8)
         forever.end()
     errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
     assert errors == []  # "the watchdog stopped" (OverflowError in its timed wait) before
-    assert all(s.events for s in exporter.get_finished_spans() if s.name == "GET /quick")
-    assert _samples(exporter, "GET /forever") == []
+    assert all(s.events for s in sdk.exporter.get_finished_spans() if s.name == "GET /quick")
+    assert samples(sdk.finished("GET /forever")) == []
 
 
-def test_interrupt_after_zero_interrupts_nothing(sdk, monkeypatch):
+def test_interrupt_after_zero_interrupts_nothing(make_sdk, monkeypatch):
     monkeypatch.setenv(P + "INTERRUPT_AFTER", "0")
-    tracer, exporter = sdk(threshold=100, max_samples=1)
+    sdk = make_sdk(threshold=100, max_samples=1)
     interrupted = []
     try:
-        with tracer.start_as_current_span("GET /work", kind=SpanKind.SERVER):
+        with sdk.tracer.start_as_current_span("GET /work", kind=SpanKind.SERVER):
             deadline = time.monotonic() + 0.8
             while time.monotonic() < deadline:  # pure Python: where an interrupt lands at once
                 sum(range(100))
     except SlowRequestInterrupted as exc:
         interrupted.append(exc)
     assert interrupted == []
-    (span,) = exporter.get_finished_spans()
+    (span,) = sdk.exporter.get_finished_spans()
     assert span.status.status_code is not StatusCode.ERROR
-    assert [s["slowstack.trigger"] for s in _samples(exporter, "GET /work")] == ["threshold"]
+    assert [s["slowstack.trigger"] for s in samples(sdk.finished("GET /work"))] == ["threshold"]
 
 
 SCRIPT = """

@@ -9,13 +9,12 @@ import urllib.error
 import urllib.request
 
 import pytest
-from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import SpanKind
 
-from otel_slowstack import SlowRequestInterrupted, SlowStackProcessor
+from otel_slowstack import SlowRequestInterrupted
 from otel_slowstack.lifecycle import interrupt
-from otlp_receiver import samples
-from servers import gunicorn, wait_until
+from support.spans import samples
+from support.servers import gunicorn, wait_until
 
 
 def _post(server, path: str) -> int:
@@ -91,21 +90,14 @@ def test_cpu_loop_in_a_gthread_pool_thread_is_interrupted(receiver):
 # -- in process: the exception must never reach a thread that moved on ----------
 
 
-def _processor_and_tracer(**settings):
-    provider = TracerProvider()
-    processor = SlowStackProcessor(tracer_provider=provider, snapshot_after="off", **settings)
-    provider.add_span_processor(processor)
-    return provider, processor, provider.get_tracer("test")
-
-
 def _spin(seconds: float) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         pass
 
 
-def test_a_thread_that_left_the_span_is_not_interrupted():
-    provider, processor, tracer = _processor_and_tracer(threshold=50, interrupt_after=150)
+def test_a_thread_that_left_the_span_is_not_interrupted(make_sdk):
+    tracer = make_sdk(threshold=50, interrupt_after=150, snapshot_after="off").tracer
     escaped: list = []
 
     def begin():
@@ -123,20 +115,19 @@ def test_a_thread_that_left_the_span_is_not_interrupted():
     thread.start()
     thread.join()
     assert escaped == []
-    provider.shutdown()
 
 
-def test_an_interrupt_decided_as_the_span_ends_is_taken_back():
+def test_an_interrupt_decided_as_the_span_ends_is_taken_back(make_sdk):
     """The watchdog decided to interrupt just as the thread ended the span: the
     exception must not follow the thread into whatever it does next."""
-    provider, processor, tracer = _processor_and_tracer(threshold=60_000)
+    sdk = make_sdk(threshold=60_000, snapshot_after="off")
     ready, go = threading.Event(), threading.Event()
     found: dict = {}
     outside: list = []
 
     def serve() -> None:
-        with tracer.start_as_current_span("GET /race", kind=SpanKind.SERVER) as span:
-            found["watched"] = processor._spans[span.get_span_context().span_id]
+        with sdk.tracer.start_as_current_span("GET /race", kind=SpanKind.SERVER) as span:
+            found["watched"] = sdk.processor._spans[span.get_span_context().span_id]
             ready.set()
             go.wait(10)
         try:
@@ -158,4 +149,3 @@ def test_an_interrupt_decided_as_the_span_ends_is_taken_back():
     watched.interrupt_state = interrupt.SENT
     thread.join()
     assert outside == []
-    provider.shutdown()

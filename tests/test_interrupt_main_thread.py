@@ -13,19 +13,17 @@ import os
 import signal
 import socket
 import time
-from pathlib import Path
 
 import pytest
 
-from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import SpanKind
 
-from otel_slowstack import SlowRequestInterrupted, SlowStackProcessor
+from otel_slowstack import SlowRequestInterrupted
 from otel_slowstack.lifecycle import interrupt_signal
-from otlp_receiver import samples
-from servers import gunicorn, wait_until
+from support.sdk import Sdk
+from support.spans import samples
+from support.servers import APPS, gunicorn, wait_until
 
-TESTS = Path(__file__).resolve().parent
 SETTINGS = dict(
     OTEL_PYTHON_SLOWSTACK_THRESHOLD="500",
     OTEL_PYTHON_SLOWSTACK_SNAPSHOT_AFTER="off",
@@ -38,7 +36,7 @@ def sync_worker(receiver_for_module):
     with gunicorn(
         receiver_for_module.endpoint,
         app="interrupt_app:app",
-        extra_args=["--pythonpath", str(TESTS), "--timeout", "30"],
+        extra_args=["--pythonpath", str(APPS), "--timeout", "30"],
         **SETTINGS,
     ) as server:
         assert wait_until(lambda: len(server.worker_pids()) == 1)
@@ -109,9 +107,8 @@ def test_the_handler_chains_the_previous_one_and_never_raises_outside_a_span():
     previous_calls: list = []
     interrupt_signal._after_fork()  # as in a fresh process: earlier tests may have installed it
     before = signal.signal(interrupt_signal.SIGNAL, lambda signum, frame: previous_calls.append(signum))
-    provider = TracerProvider()
-    provider.add_span_processor(SlowStackProcessor(threshold=100, snapshot_after="off", interrupt_after=200))
-    tracer = provider.get_tracer("main")
+    sdk = Sdk(threshold=100, snapshot_after="off", interrupt_after=200)
+    tracer = sdk.tracer
     try:
         began = time.monotonic()
         with pytest.raises(SlowRequestInterrupted):
@@ -125,7 +122,7 @@ def test_the_handler_chains_the_previous_one_and_never_raises_outside_a_span():
         time.sleep(0.2)
         assert previous_calls == [interrupt_signal.SIGNAL]
     finally:
-        provider.shutdown()
+        sdk.shutdown()
         signal.signal(interrupt_signal.SIGNAL, before)
         interrupt_signal._after_fork()  # as new: the next test installs again
 
@@ -134,9 +131,8 @@ def test_an_event_loop_on_the_main_thread_blocked_in_a_sync_call_is_broken():
     import asyncio
 
     interrupt_signal._after_fork()  # as in a fresh process
-    provider = TracerProvider()
-    provider.add_span_processor(SlowStackProcessor(threshold=100, snapshot_after="off", interrupt_after=200))
-    tracer = provider.get_tracer("main")
+    sdk = Sdk(threshold=100, snapshot_after="off", interrupt_after=200)
+    tracer = sdk.tracer
 
     async def handler() -> None:
         with tracer.start_as_current_span("GET /legacy", kind=SpanKind.SERVER):
@@ -147,5 +143,5 @@ def test_an_event_loop_on_the_main_thread_blocked_in_a_sync_call_is_broken():
         with pytest.raises(SlowRequestInterrupted):
             asyncio.run(handler())
     finally:
-        provider.shutdown()
+        sdk.shutdown()
     assert time.monotonic() - began < 10

@@ -18,12 +18,10 @@ from wsgiref.util import setup_testing_defaults
 import pytest
 from opentelemetry import trace
 from opentelemetry.instrumentation.wsgi import OpenTelemetryMiddleware
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
-from otel_slowstack import SlowRequestInterrupted, SlowStackProcessor
+from otel_slowstack import SlowRequestInterrupted
+from support.sdk import Sdk
 
 THREADS = 16
 REQUESTS = 500
@@ -66,15 +64,8 @@ class DetachErrors(logging.Handler):
 
 def interrupting_sdk() -> tuple:
     """(exporter, provider, processor): every request span interrupted at INTERRUPT_AFTER_MS."""
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    processor = SlowStackProcessor(
-        tracer_provider=provider, threshold=INTERRUPT_AFTER_MS, max_samples=1,
-        snapshot_after="off", interrupt_after=INTERRUPT_AFTER_MS,
-    )
-    provider.add_span_processor(processor)
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    return exporter, provider, processor
+    sdk = Sdk(threshold=INTERRUPT_AFTER_MS, max_samples=1, snapshot_after="off", interrupt_after=INTERRUPT_AFTER_MS)
+    return sdk.exporter, sdk.provider, sdk.processor
 
 
 def race(serve_one) -> tuple:
@@ -225,16 +216,8 @@ outcome, spans, errors, processor = None, None, None, None
 
 def serve_many_greenlets():
     from opentelemetry import trace
-    from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-    from otel_slowstack import SlowRequestInterrupted, SlowStackProcessor
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    processor = SlowStackProcessor(tracer_provider=provider, threshold=race.INTERRUPT_AFTER_MS, max_samples=1,
-                                   snapshot_after="off", interrupt_after=race.INTERRUPT_AFTER_MS)
-    provider.add_span_processor(processor)
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    from otel_slowstack import SlowRequestInterrupted
+    exporter, provider, processor = race.interrupting_sdk()
     outcome = race.Outcome()
     errors = race.DetachErrors()
     logging.getLogger("opentelemetry.context").addHandler(errors)

@@ -13,28 +13,19 @@ import queue
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 from opentelemetry import trace
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
-from otel_slowstack import SlowRequestInterrupted, SlowStackProcessor
-from otlp_receiver import samples
-from servers import gunicorn, wait_until
-
-TESTS = Path(__file__).resolve().parent
+from otel_slowstack import SlowRequestInterrupted
+from support.spans import samples
+from support.servers import APPS, gunicorn, wait_until
 
 
-def test_a_consumer_loop_handing_its_spans_to_a_pool_is_never_interrupted():
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SlowStackProcessor(threshold=100, max_samples=1, snapshot_after="off", interrupt_after=150))
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    tracer = provider.get_tracer("consumer")
+
+def test_a_consumer_loop_handing_its_spans_to_a_pool_is_never_interrupted(make_sdk):
+    sdk = make_sdk(threshold=100, max_samples=1, snapshot_after="off", interrupt_after=150)
     messages: queue.Queue = queue.Queue()
     in_loop: list = []
     in_handler: list = []
@@ -52,7 +43,7 @@ def test_a_consumer_loop_handing_its_spans_to_a_pool_is_never_interrupted():
                 message = messages.get(timeout=30)
                 if message is None:
                     return
-                span = tracer.start_span(f"process {message}", kind=SpanKind.CONSUMER)
+                span = sdk.tracer.start_span(f"process {message}", kind=SpanKind.CONSUMER)
                 pool.submit(handle, span, message)
             except SlowRequestInterrupted as exc:
                 in_loop.append(exc)
@@ -66,13 +57,13 @@ def test_a_consumer_loop_handing_its_spans_to_a_pool_is_never_interrupted():
         time.sleep(0.8)
         messages.put(None)
         loop.join(30)
-    provider.shutdown()
+    sdk.shutdown()
 
     assert in_loop == [] and in_handler == []
-    spans = exporter.get_finished_spans()
+    spans = sdk.exporter.get_finished_spans()
     assert sorted(s.name for s in spans) == [f"process {n}" for n in range(8)]
     for span in spans:
-        last = [dict(e.attributes) for e in span.events if e.name == "slowstack.sample"][-1]
+        last = samples(span)[-1]
         assert last["slowstack.trigger"] == "interrupt"
         assert last["slowstack.interrupt.withheld"] == "unscoped"
 
@@ -87,7 +78,7 @@ def test_gthread_a_blocked_call_sees_the_interrupt_when_it_returns(receiver):
         app="interrupt_app:app",
         worker_class="gthread",
         threads=2,
-        extra_args=["--pythonpath", str(TESTS)],
+        extra_args=["--pythonpath", str(APPS)],
         OTEL_PYTHON_SLOWSTACK_THRESHOLD="500",
         OTEL_PYTHON_SLOWSTACK_SNAPSHOT_AFTER="off",
         OTEL_PYTHON_SLOWSTACK_INTERRUPT_AFTER="1s",
@@ -104,10 +95,8 @@ def test_gthread_a_blocked_call_sees_the_interrupt_when_it_returns(receiver):
     assert raised["exception.stacktrace"].rstrip().splitlines()[-2].strip() == 'time.sleep(float(request.args["seconds"]))'
 
 
-def test_a_function_decorated_with_start_as_current_span_is_interrupted():
-    provider = TracerProvider()
-    provider.add_span_processor(SlowStackProcessor(threshold=100, max_samples=1, snapshot_after="off", interrupt_after=150))
-    tracer = provider.get_tracer("consumer")
+def test_a_function_decorated_with_start_as_current_span_is_interrupted(make_sdk):
+    tracer = make_sdk(threshold=100, max_samples=1, snapshot_after="off", interrupt_after=150).tracer
     outcome: list = []
 
     @tracer.start_as_current_span("process message", kind=SpanKind.CONSUMER)
@@ -126,5 +115,4 @@ def test_a_function_decorated_with_start_as_current_span_is_interrupted():
     thread = threading.Thread(target=run)
     thread.start()
     thread.join(30)
-    provider.shutdown()
     assert outcome == ["interrupted"]

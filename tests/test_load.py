@@ -17,7 +17,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind
 
 from otel_slowstack import SlowStackProcessor
-from otlp_receiver import Receiver
+from support.otlp_receiver import Receiver
+from support.spans import samples
 
 THRESHOLD_MS = 40
 
@@ -42,54 +43,57 @@ def logged():
     root.removeHandler(handler)
 
 
-def test_32_threads_around_the_threshold(logged):
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    processor = SlowStackProcessor(threshold=THRESHOLD_MS, interval=THRESHOLD_MS, max_samples=3)
-    provider.add_span_processor(processor)
-    tracer = provider.get_tracer("load")
+def raised_in_threads(serve, count: int) -> list:
+    """Run ``serve(n)`` for each n below ``count``, a thread each; what escaped them."""
     errors: list = []
 
-    def serve(seed: int) -> None:
-        rng = random.Random(seed)
+    def run(n: int) -> None:
         try:
-            for i in range(60):
-                with tracer.start_as_current_span(f"GET /{seed}/{i}", kind=SpanKind.SERVER):
-                    if rng.random() < 0.3:
-                        with tracer.start_as_current_span("SELECT", kind=SpanKind.CLIENT, attributes={"db.system": "sqlite"}):
-                            pass
-                    time.sleep(rng.uniform(0.2, 2.5) * THRESHOLD_MS / 1000)
+            serve(n)
         except BaseException as exc:  # nothing may leak into the application
             errors.append(exc)
 
-    threads = [threading.Thread(target=serve, args=(seed,)) for seed in range(32)]
+    threads = [threading.Thread(target=run, args=(n,)) for n in range(count)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert errors == []
-    roots = [s for s in exporter.get_finished_spans() if s.kind is SpanKind.SERVER]
+    return errors
+
+
+def test_32_threads_around_the_threshold(logged, make_sdk):
+    sdk = make_sdk(threshold=THRESHOLD_MS, interval=THRESHOLD_MS, max_samples=3)
+
+    def serve(seed: int) -> None:
+        rng = random.Random(seed)
+        for i in range(60):
+            with sdk.tracer.start_as_current_span(f"GET /{seed}/{i}", kind=SpanKind.SERVER):
+                if rng.random() < 0.3:
+                    with sdk.tracer.start_as_current_span("SELECT", kind=SpanKind.CLIENT, attributes={"db.system": "sqlite"}):
+                        pass
+                time.sleep(rng.uniform(0.2, 2.5) * THRESHOLD_MS / 1000)
+
+    assert raised_in_threads(serve, 32) == []
+    roots = [s for s in sdk.exporter.get_finished_spans() if s.kind is SpanKind.SERVER]
     assert len(roots) == 32 * 60
     # On a busy 2-core box the watchdog may be a few tens of ms late, so only
     # spans well past the threshold must have a sample; none under it may.
     slack_ns = 200 * 1_000_000
     for span in roots:
         duration = span.end_time - span.start_time
-        found = [e for e in span.events if e.name == "slowstack.sample"]
+        found = samples(span)
         if duration < THRESHOLD_MS * 1_000_000:
             assert found == [], f"{span.name} ran {duration / 1e6:.1f} ms and has a sample"
         elif duration > THRESHOLD_MS * 1_000_000 + slack_ns:
             assert found, f"{span.name} ran {duration / 1e6:.1f} ms with no sample"
-        for event in found:
-            assert event.attributes["slowstack.elapsed_ms"] >= THRESHOLD_MS
-    assert processor.watched_count() == 0
+        for sample in found:
+            assert sample["slowstack.elapsed_ms"] >= THRESHOLD_MS
+    assert sdk.processor.watched_count() == 0
     deadline = time.monotonic() + 5
-    while processor._schedule.pending() and time.monotonic() < deadline:
+    while sdk.processor._schedule.pending() and time.monotonic() < deadline:
         time.sleep(0.02)
-    assert processor._schedule.pending() == 0
+    assert sdk.processor._schedule.pending() == 0
     assert [r.getMessage() for r in logged] == []
-    provider.shutdown()
 
 
 @pytest.mark.parametrize("endpoint_state", ["down", "slow"])
@@ -106,23 +110,14 @@ def test_otlp_endpoint_down_or_slow(logged, endpoint_state):
         processor = SlowStackProcessor(tracer_provider=provider, threshold=50, interval=50, max_samples=2, snapshot_after=100)
         provider.add_span_processor(processor)
         tracer = provider.get_tracer("load")
-        errors: list = []
 
         def serve(n: int) -> None:
-            try:
-                for i in range(300):
-                    with tracer.start_as_current_span("GET /x", kind=SpanKind.SERVER):
-                        if i % 50 == 0:
-                            time.sleep(0.25)  # slow enough for samples and a snapshot
-            except BaseException as exc:
-                errors.append(exc)
+            for i in range(300):
+                with tracer.start_as_current_span("GET /x", kind=SpanKind.SERVER):
+                    if i % 50 == 0:
+                        time.sleep(0.25)  # slow enough for samples and a snapshot
 
-        threads = [threading.Thread(target=serve, args=(n,)) for n in range(4)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        assert errors == []
+        assert raised_in_threads(serve, 4) == []
         finished = memory.get_finished_spans()
         sampled = [s for s in finished if s.name == "GET /x" and any(e.name == "slowstack.sample" for e in s.events)]
         assert len(sampled) == 4 * 6
@@ -146,16 +141,11 @@ class CursedThread(threading.Thread):
         pass
 
 
-def test_a_failure_inside_sampling_is_contained_and_logged_once(caplog):
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    processor = SlowStackProcessor(threshold=50, interval=50, max_samples=3)
-    provider.add_span_processor(processor)
-    tracer = provider.get_tracer("faults")
+def test_a_failure_inside_sampling_is_contained_and_logged_once(caplog, make_sdk):
+    sdk = make_sdk(threshold=50, interval=50, max_samples=3)
 
     def serve(path: str) -> None:
-        with tracer.start_as_current_span(path, kind=SpanKind.SERVER):
+        with sdk.tracer.start_as_current_span(path, kind=SpanKind.SERVER):
             time.sleep(0.3)
 
     with caplog.at_level(logging.DEBUG, logger="otel_slowstack"):
@@ -170,8 +160,7 @@ def test_a_failure_inside_sampling_is_contained_and_logged_once(caplog):
     # formatted traceback (on 3.11 that runs ast.parse on the watchdog thread).
     assert len(failures) == 1 and failures[0].exc_info is None, [r.getMessage() for r in failures]
     assert "RuntimeError: this thread's name cannot be read (at test_load.py:" in failures[0].getMessage()
-    spans = {s.name: s for s in exporter.get_finished_spans()}
-    assert len([e for e in spans["GET /fine"].events if e.name == "slowstack.sample"]) == 3
+    spans = {s.name: s for s in sdk.exporter.get_finished_spans()}
+    assert len(samples(spans["GET /fine"])) == 3
     assert all(not spans[f"GET /cursed/{i}"].events for i in range(3))
-    assert processor._watchdog.thread_ident is not None
-    provider.shutdown()
+    assert sdk.processor._watchdog.thread_ident is not None

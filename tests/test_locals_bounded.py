@@ -12,29 +12,27 @@ import tracemalloc
 
 import pytest
 from opentelemetry.trace import SpanKind
-from support.sdk import Sdk, samples
 
 from otel_slowstack.capture.local_variables import MAX_VALUE_CHARS, local_lines
 from otel_slowstack.settings import Settings
+from support.spans import stacks
+
+pytestmark = pytest.mark.unit
 
 
 @pytest.fixture
-def watched():
+def watched(make_sdk):
     """``watched(handler)`` runs ``handler`` under a SERVER span sampled once
     at 150 ms with locals on; returns that sample's ``code.stacktrace``."""
-    made = []
 
     def run(handler, **settings) -> str:
-        sdk = Sdk(threshold=150, max_samples=1, capture_locals=True, max_stack_bytes=16384, **settings)
-        made.append(sdk)
+        sdk = make_sdk(threshold=150, max_samples=1, capture_locals=True, max_stack_bytes=16384, **settings)
         with sdk.tracer.start_as_current_span("GET /locals", kind=SpanKind.SERVER):
             handler()
-        (sample,) = samples(sdk.finished("GET /locals"))
-        return sample["code.stacktrace"]
+        (stack,) = stacks(sdk.finished("GET /locals"))
+        return stack
 
-    yield run
-    for sdk in made:
-        sdk.shutdown()
+    return run
 
 
 def local_value(stack: str, name: str) -> str:

@@ -10,10 +10,11 @@ from __future__ import annotations
 import time
 
 import pytest
-from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.trace import SpanKind
-from support.sdk import Sdk
 
+from support.spans import stacks
+
+pytestmark = pytest.mark.unit
 
 SECRETS = [
     "pg-S3cr3t", "redis-S3cr3t", "bearer-S3cr3t", "flag-S3cr3t", "flag-eq-S3cr3t", "pair-S3cr3t",
@@ -43,23 +44,20 @@ def handler_with_secrets_under_innocent_names() -> None:
 
 
 @pytest.fixture
-def payload():
+def payload(make_sdk):
     """``payload(**settings)``: run the handler under a sampled SERVER span;
     return (the sample's stack, the OTLP protobuf bytes of every span)."""
-    made = []
+    # The OTLP encoder comes with the exporters (the test extra), not with the SDK.
+    encoder = pytest.importorskip("opentelemetry.exporter.otlp.proto.common.trace_encoder")
 
     def run(**settings) -> tuple:
-        sdk = Sdk(threshold=150, max_samples=1, capture_locals=True, max_stack_bytes=16384, **settings)
-        made.append(sdk)
+        sdk = make_sdk(threshold=150, max_samples=1, capture_locals=True, max_stack_bytes=16384, **settings)
         with sdk.tracer.start_as_current_span("GET /secrets", kind=SpanKind.SERVER):
             handler_with_secrets_under_innocent_names()
-        spans = sdk.exporter.get_finished_spans()
-        (stack,) = [e.attributes["code.stacktrace"] for s in spans for e in s.events if e.name == "slowstack.sample"]
-        return stack, encode_spans(spans).SerializeToString()
+        (stack,) = stacks(sdk.finished("GET /secrets"))
+        return stack, encoder.encode_spans(sdk.exporter.get_finished_spans()).SerializeToString()
 
-    yield run
-    for sdk in made:
-        sdk.shutdown()
+    return run
 
 
 @pytest.mark.parametrize(

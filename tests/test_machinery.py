@@ -5,9 +5,13 @@ from __future__ import annotations
 
 import sys
 
+import pytest
+
 from otel_slowstack import counters
 from otel_slowstack.capture import entry, machinery
 from otel_slowstack.lifecycle import interrupt
+
+pytestmark = pytest.mark.unit
 
 
 def frame_in(module: str, function: str = "f", filename: str = "/srv/app/views.py"):

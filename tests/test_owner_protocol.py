@@ -13,6 +13,8 @@ import pytest
 
 from otel_slowstack.capture.owners import GreenletOwner, Owner, TaskOwner, ThreadOwner, task_or_greenlet_owner
 
+pytestmark = pytest.mark.unit
+
 MEMBERS = sorted(
     name for name in typing.get_type_hints(Owner) | vars(Owner)
     if not name.startswith("_") and name not in ("register",)

@@ -10,7 +10,6 @@ import textwrap
 import threading
 import time
 
-import pytest
 from opentelemetry import context, trace
 from opentelemetry.sdk.trace import SpanLimits, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -18,6 +17,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, TraceFlags
 
 from otel_slowstack import SlowStackInstrumentor, SlowStackProcessor
+from support.spans import samples
 
 SAMPLE_KEYS = {
     "code.stacktrace", "thread.id", "thread.name", "slowstack.sample.index", "slowstack.elapsed_ms",
@@ -27,62 +27,34 @@ SAMPLE_KEYS = {
 STACK_LINE = re.compile(r'^  (File "[^"]+", line \d+, in \S+|\[\.\.\. \d+ frames elided \.\.\.\])$')
 
 
-@pytest.fixture
-def sdk(request):
-    """``sdk(**settings)`` -> (tracer, exporter, processor); everything shut down after."""
-    made = []
-
-    def make(limits: SpanLimits = None, **settings):
-        exporter = InMemorySpanExporter()
-        provider = TracerProvider(span_limits=limits) if limits else TracerProvider()
-        provider.add_span_processor(SimpleSpanProcessor(exporter))
-        processor = SlowStackProcessor(**settings)
-        provider.add_span_processor(processor)
-        made.append(provider)
-        return provider.get_tracer("test"), exporter, processor
-
-    yield make
-    for provider in made:
-        provider.shutdown()
-
-
-def samples(span) -> list:
-    return [dict(e.attributes) for e in span.events if e.name == "slowstack.sample"]
-
-
-def finished(exporter, name: str):
-    (span,) = [s for s in exporter.get_finished_spans() if s.name == name]
-    return span
-
-
 def wait_for_sleeping_watchdog(processor) -> None:
     deadline = time.monotonic() + 5
     while processor._schedule.pending() and time.monotonic() < deadline:
         time.sleep(0.01)
 
 
-def test_fast_spans_get_nothing(sdk):
-    tracer, exporter, processor = sdk(threshold=300)
+def test_fast_spans_get_nothing(make_sdk):
+    sdk = make_sdk(threshold=300)
     for _ in range(20):
-        with tracer.start_as_current_span("GET /fast", kind=SpanKind.SERVER):
-            with tracer.start_as_current_span("SELECT", kind=SpanKind.CLIENT):
+        with sdk.tracer.start_as_current_span("GET /fast", kind=SpanKind.SERVER):
+            with sdk.tracer.start_as_current_span("SELECT", kind=SpanKind.CLIENT):
                 time.sleep(0.001)
     time.sleep(0.4)
-    for span in exporter.get_finished_spans():
+    for span in sdk.exporter.get_finished_spans():
         assert not span.events
         assert not any(k.startswith("slowstack.") for k in span.attributes)
-    assert processor.watched_count() == 0
+    assert sdk.processor.watched_count() == 0
 
 
 def wait_in_report(seconds: float) -> None:
     time.sleep(seconds)
 
 
-def test_slow_span_gets_samples_at_threshold_and_interval(sdk):
-    tracer, exporter, processor = sdk(threshold=150, interval=150, max_samples=3)
-    with tracer.start_as_current_span("GET /report", kind=SpanKind.SERVER):
+def test_slow_span_gets_samples_at_threshold_and_interval(make_sdk):
+    sdk = make_sdk(threshold=150, interval=150, max_samples=3)
+    with sdk.tracer.start_as_current_span("GET /report", kind=SpanKind.SERVER):
         wait_in_report(1.0)
-    span = finished(exporter, "GET /report")
+    span = sdk.finished("GET /report")
     found = samples(span)
     assert [s["slowstack.sample.index"] for s in found] == [1, 2, 3]
     assert [s["slowstack.trigger"] for s in found] == ["threshold", "interval", "interval"]
@@ -109,14 +81,14 @@ def spin(seconds: float) -> int:
     return n
 
 
-def test_cpu_ratio_tells_computing_from_waiting(sdk):
-    tracer, exporter, _ = sdk(threshold=200, max_samples=1)
-    with tracer.start_as_current_span("GET /cpu", kind=SpanKind.SERVER):
+def test_cpu_ratio_tells_computing_from_waiting(make_sdk):
+    sdk = make_sdk(threshold=200, max_samples=1)
+    with sdk.tracer.start_as_current_span("GET /cpu", kind=SpanKind.SERVER):
         spin(0.5)
-    with tracer.start_as_current_span("GET /wait", kind=SpanKind.SERVER):
+    with sdk.tracer.start_as_current_span("GET /wait", kind=SpanKind.SERVER):
         time.sleep(0.5)
-    computing = samples(finished(exporter, "GET /cpu"))[0]["slowstack.cpu_ratio"]
-    waiting = samples(finished(exporter, "GET /wait"))[0]["slowstack.cpu_ratio"]
+    computing = samples(sdk.finished("GET /cpu"))[0]["slowstack.cpu_ratio"]
+    waiting = samples(sdk.finished("GET /wait"))[0]["slowstack.cpu_ratio"]
     # A sleeping thread burns next to nothing however busy the machine is; a
     # spinning one gets what the scheduler gives it (near 1 on an idle box).
     assert waiting < 0.05
@@ -131,25 +103,25 @@ def other_work(seconds: float) -> None:
     time.sleep(seconds)
 
 
-def test_thread_that_moved_on_yields_no_stack(sdk):
-    tracer, exporter, processor = sdk(threshold=100, interval=100, max_samples=5)
+def test_thread_that_moved_on_yields_no_stack(make_sdk):
+    sdk = make_sdk(threshold=100, interval=100, max_samples=5)
     box: dict = {}
 
     def worker():
-        start_and_leave(tracer, box)  # returns: the span's code is no longer on this thread
+        start_and_leave(sdk.tracer, box)  # returns: the span's code is no longer on this thread
         other_work(0.6)
 
     thread = threading.Thread(target=worker)
     thread.start()
     thread.join()
     box["span"].end()
-    span = finished(exporter, "GET /handed-off")
+    span = sdk.finished("GET /handed-off")
     assert samples(span) == []
-    assert processor.watched_count() == 0
+    assert sdk.processor.watched_count() == 0
 
 
-def test_concurrent_spans_each_get_their_own_threads_stack(sdk):
-    tracer, exporter, processor = sdk(threshold=150, interval=150, max_samples=2)
+def test_concurrent_spans_each_get_their_own_threads_stack(make_sdk):
+    sdk = make_sdk(threshold=150, interval=150, max_samples=2)
     barrier = threading.Barrier(8)
     names = [f"handler_{i}" for i in range(8)]
     functions = {}
@@ -160,7 +132,7 @@ def test_concurrent_spans_each_get_their_own_threads_stack(sdk):
     def serve(name):
         barrier.wait()
         idents[name] = threading.get_ident()
-        with tracer.start_as_current_span("GET /" + name, kind=SpanKind.SERVER):
+        with sdk.tracer.start_as_current_span("GET /" + name, kind=SpanKind.SERVER):
             functions[name]()
 
     threads = [threading.Thread(target=serve, args=(n,)) for n in names]
@@ -169,22 +141,22 @@ def test_concurrent_spans_each_get_their_own_threads_stack(sdk):
     for t in threads:
         t.join()
     for name in names:
-        found = samples(finished(exporter, "GET /" + name))
+        found = samples(sdk.finished("GET /" + name))
         assert len(found) == 2
         for sample in found:
             assert sample["thread.id"] == idents[name]
             assert f"in {name}" in sample["code.stacktrace"]
             others = [n for n in names if n != name and f"in {n}" in sample["code.stacktrace"]]
             assert others == []
-    assert processor.watched_count() == 0
+    assert sdk.processor.watched_count() == 0
 
 
-def test_registry_and_queues_are_empty_after_all_spans_end(sdk):
-    tracer, _, processor = sdk(threshold=100, interval=50, max_samples=2)
+def test_registry_and_queues_are_empty_after_all_spans_end(make_sdk):
+    sdk = make_sdk(threshold=100, interval=50, max_samples=2)
 
     def serve(i):
-        with tracer.start_as_current_span(f"GET /{i}", kind=SpanKind.SERVER):
-            with tracer.start_as_current_span("child", kind=SpanKind.INTERNAL):
+        with sdk.tracer.start_as_current_span(f"GET /{i}", kind=SpanKind.SERVER):
+            with sdk.tracer.start_as_current_span("child", kind=SpanKind.INTERNAL):
                 time.sleep(0.01 if i % 3 else 0.25)
 
     threads = [threading.Thread(target=serve, args=(i,)) for i in range(30)]
@@ -192,56 +164,56 @@ def test_registry_and_queues_are_empty_after_all_spans_end(sdk):
         t.start()
     for t in threads:
         t.join()
-    assert processor.watched_count() == 0
-    wait_for_sleeping_watchdog(processor)
-    assert processor._schedule.pending() == 0
-    wakeups = processor._watchdog.wakeups
+    assert sdk.processor.watched_count() == 0
+    wait_for_sleeping_watchdog(sdk.processor)
+    assert sdk.processor._schedule.pending() == 0
+    wakeups = sdk.processor._watchdog.wakeups
     time.sleep(0.5)
-    assert processor._watchdog.wakeups == wakeups  # nothing in flight: no wake-ups
+    assert sdk.processor._watchdog.wakeups == wakeups  # nothing in flight: no wake-ups
 
 
-def test_only_local_roots_of_watched_kinds(sdk):
-    tracer, exporter, _ = sdk(threshold=100, max_samples=1)
-    with tracer.start_as_current_span("job", kind=SpanKind.INTERNAL):
-        with tracer.start_as_current_span("GET /inner", kind=SpanKind.SERVER):
+def test_only_local_roots_of_watched_kinds(make_sdk):
+    sdk = make_sdk(threshold=100, max_samples=1)
+    with sdk.tracer.start_as_current_span("job", kind=SpanKind.INTERNAL):
+        with sdk.tracer.start_as_current_span("GET /inner", kind=SpanKind.SERVER):
             time.sleep(0.3)
-    with tracer.start_as_current_span("outbound", kind=SpanKind.CLIENT):
+    with sdk.tracer.start_as_current_span("outbound", kind=SpanKind.CLIENT):
         time.sleep(0.3)
     remote = SpanContext(0xABC, 0xDEF, is_remote=True, trace_flags=TraceFlags(1))
     token = context.attach(trace.set_span_in_context(NonRecordingSpan(remote)))
     try:
-        with tracer.start_as_current_span("GET /propagated", kind=SpanKind.SERVER):
+        with sdk.tracer.start_as_current_span("GET /propagated", kind=SpanKind.SERVER):
             time.sleep(0.3)
     finally:
         context.detach(token)
-    with tracer.start_as_current_span("orders process", kind=SpanKind.CONSUMER):
+    with sdk.tracer.start_as_current_span("orders process", kind=SpanKind.CONSUMER):
         time.sleep(0.3)
-    assert samples(finished(exporter, "job")) == []
-    assert samples(finished(exporter, "GET /inner")) == []
-    assert samples(finished(exporter, "outbound")) == []
-    assert len(samples(finished(exporter, "GET /propagated"))) == 1
-    assert len(samples(finished(exporter, "orders process"))) == 1
+    assert samples(sdk.finished("job")) == []
+    assert samples(sdk.finished("GET /inner")) == []
+    assert samples(sdk.finished("outbound")) == []
+    assert len(samples(sdk.finished("GET /propagated"))) == 1
+    assert len(samples(sdk.finished("orders process"))) == 1
 
 
-def test_routes_set_thresholds_and_off(sdk):
-    tracer, exporter, _ = sdk(threshold="10s", routes="/reports/*=100ms,/healthz=off,*slow*=150", max_samples=1)
+def test_routes_set_thresholds_and_off(make_sdk):
+    sdk = make_sdk(threshold="10s", routes="/reports/*=100ms,/healthz=off,*slow*=150", max_samples=1)
     for path in ("/reports/42", "/healthz", "/other"):
-        with tracer.start_as_current_span("GET " + path, kind=SpanKind.SERVER, attributes={"url.path": path}):
+        with sdk.tracer.start_as_current_span("GET " + path, kind=SpanKind.SERVER, attributes={"url.path": path}):
             time.sleep(0.3)
-    with tracer.start_as_current_span("very slow job", kind=SpanKind.SERVER):
+    with sdk.tracer.start_as_current_span("very slow job", kind=SpanKind.SERVER):
         time.sleep(0.3)
-    assert len(samples(finished(exporter, "GET /reports/42"))) == 1
-    assert samples(finished(exporter, "GET /healthz")) == []
-    assert samples(finished(exporter, "GET /other")) == []
-    assert len(samples(finished(exporter, "very slow job"))) == 1
+    assert len(samples(sdk.finished("GET /reports/42"))) == 1
+    assert samples(sdk.finished("GET /healthz")) == []
+    assert samples(sdk.finished("GET /other")) == []
+    assert len(samples(sdk.finished("very slow job"))) == 1
 
 
-def test_route_known_only_after_start_is_matched_at_the_deadline(sdk):
-    tracer, exporter, _ = sdk(threshold=100, routes="/exports/<id>=off", max_samples=1)
-    with tracer.start_as_current_span("GET", kind=SpanKind.SERVER, attributes={"url.path": "/exports/9"}) as span:
+def test_route_known_only_after_start_is_matched_at_the_deadline(make_sdk):
+    sdk = make_sdk(threshold=100, routes="/exports/<id>=off", max_samples=1)
+    with sdk.tracer.start_as_current_span("GET", kind=SpanKind.SERVER, attributes={"url.path": "/exports/9"}) as span:
         span.set_attribute("http.route", "/exports/<id>")  # as Django's process_view does
         time.sleep(0.3)
-    assert samples(finished(exporter, "GET")) == []
+    assert samples(sdk.finished("GET")) == []
 
 
 def recurse(depth: int) -> None:
@@ -251,11 +223,11 @@ def recurse(depth: int) -> None:
         time.sleep(0.35)
 
 
-def test_deep_stacks_fit_the_limits_untruncated(sdk):
-    tracer, exporter, _ = sdk(limits=SpanLimits(max_attribute_length=700), threshold=100, max_samples=1, max_frames=30)
-    with tracer.start_as_current_span("GET /deep", kind=SpanKind.SERVER):
+def test_deep_stacks_fit_the_limits_untruncated(make_sdk):
+    sdk = make_sdk(span_limits=SpanLimits(max_attribute_length=700), threshold=100, max_samples=1, max_frames=30)
+    with sdk.tracer.start_as_current_span("GET /deep", kind=SpanKind.SERVER):
         recurse(300)
-    (sample,) = samples(finished(exporter, "GET /deep"))
+    (sample,) = samples(sdk.finished("GET /deep"))
     stack = sample["code.stacktrace"]
     assert len(stack.encode()) <= 700
     lines = stack.split("\n")
@@ -277,16 +249,16 @@ def handler_with_secrets(password: str, order_id: int) -> None:
     time.sleep(0.3)
 
 
-def test_locals_are_off_by_default_and_redacted_when_on(sdk):
-    tracer, exporter, _ = sdk(threshold=100, max_samples=1)
-    with tracer.start_as_current_span("GET /off", kind=SpanKind.SERVER):
+def test_locals_are_off_by_default_and_redacted_when_on(make_sdk):
+    sdk = make_sdk(threshold=100, max_samples=1)
+    with sdk.tracer.start_as_current_span("GET /off", kind=SpanKind.SERVER):
         handler_with_secrets("hunter2", 7)
-    assert " = " not in samples(finished(exporter, "GET /off"))[0]["code.stacktrace"]
+    assert " = " not in samples(sdk.finished("GET /off"))[0]["code.stacktrace"]
 
-    tracer, exporter, _ = sdk(threshold=100, max_samples=1, capture_locals=True, max_stack_bytes=4096)
-    with tracer.start_as_current_span("GET /on", kind=SpanKind.SERVER):
+    sdk = make_sdk(threshold=100, max_samples=1, capture_locals=True, max_stack_bytes=4096)
+    with sdk.tracer.start_as_current_span("GET /on", kind=SpanKind.SERVER):
         handler_with_secrets("hunter2", 7)
-    stack = samples(finished(exporter, "GET /on"))[0]["code.stacktrace"]
+    stack = samples(sdk.finished("GET /on"))[0]["code.stacktrace"]
     assert "    order_id = 7" in stack
     assert "    password = [REDACTED]" in stack and "hunter2" not in stack
     assert "    api_token = [REDACTED]" in stack and "tok-123" not in stack
@@ -297,20 +269,20 @@ def test_locals_are_off_by_default_and_redacted_when_on(sdk):
     assert not re.search(r'site-packages[^\n]*\n    \w+ = ', stack)
 
 
-def test_shutdown_stops_the_thread_and_force_flush_answers(sdk):
-    tracer, _, processor = sdk(threshold=50)
-    with tracer.start_as_current_span("GET /x", kind=SpanKind.SERVER):
+def test_shutdown_stops_the_thread_and_force_flush_answers(make_sdk):
+    sdk = make_sdk(threshold=50)
+    with sdk.tracer.start_as_current_span("GET /x", kind=SpanKind.SERVER):
         time.sleep(0.1)
-    assert processor._watchdog.thread_ident is not None
-    assert processor.force_flush(1000) is True
-    processor.shutdown()
-    served = set(processor._watchdog._schedules)
-    assert processor._schedule not in served
-    if not served:  # the process's one watchdog ends with the last processor it serves
-        assert processor._watchdog.thread_ident is None
-    with tracer.start_as_current_span("GET /after", kind=SpanKind.SERVER):
+    assert sdk.processor._watchdog.thread_ident is not None
+    assert sdk.processor.force_flush(1000) is True
+    sdk.processor.shutdown()
+    served = set(sdk.processor._watchdog._schedules)
+    assert sdk.processor._schedule not in served
+    if not served:  # the process's one watchdog ends with the last sdk.processor it serves
+        assert sdk.processor._watchdog.thread_ident is None
+    with sdk.tracer.start_as_current_span("GET /after", kind=SpanKind.SERVER):
         pass
-    assert processor.watched_count() == 0
+    assert sdk.processor.watched_count() == 0
 
 
 def test_instrumentor_adds_the_processor_by_hand():
@@ -355,10 +327,10 @@ def test_without_an_sdk_provider_it_says_so_once_and_attaches_later():
     assert "SAMPLES 2" in out.stdout
 
 
-def test_malformed_settings_never_stop_the_application(sdk, caplog):
+def test_malformed_settings_never_stop_the_application(make_sdk, caplog):
     with caplog.at_level(logging.WARNING, logger="otel_slowstack"):
-        tracer, exporter, _ = sdk(threshold="soon", max_samples="x", routes="??", span_kinds="bogus")
+        sdk = make_sdk(threshold="soon", max_samples="x", routes="??", span_kinds="bogus")
     assert len([r for r in caplog.records if r.name == "otel_slowstack"]) == 4
-    with tracer.start_as_current_span("GET /still-works", kind=SpanKind.SERVER):
+    with sdk.tracer.start_as_current_span("GET /still-works", kind=SpanKind.SERVER):
         pass
-    assert finished(exporter, "GET /still-works")
+    assert sdk.finished("GET /still-works")

@@ -14,7 +14,8 @@ import threading
 import time
 
 from opentelemetry.trace import SpanKind, StatusCode
-from support.sdk import Sdk, samples
+from support.sdk import Sdk
+from support.spans import samples
 
 from otel_slowstack import SlowRequestInterrupted
 

@@ -12,7 +12,8 @@ import threading
 import weakref
 
 from opentelemetry.trace import SpanKind
-from support.sdk import Sdk, samples
+from support.sdk import Sdk
+from support.spans import samples
 
 from otel_slowstack import SlowStackProcessor
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from report_backends import Jaeger, Tempo
-from report_spans import expected_folded, spans  # noqa: F401 (fixtures)
+from support.report_backends import Jaeger, Tempo
+from support.report_spans import expected_folded, spans  # noqa: F401 (fixtures)
 
 from otel_slowstack.report.command import build_report
 from otel_slowstack.report.errors import ReportError
@@ -202,7 +202,7 @@ def test_files_saved_from_jaeger_or_tempo_read_like_the_apis(spans, expected_fol
     """A trace downloaded from Jaeger's UI ({"data": [...]}) or Tempo's API ({"batches": ...})."""
     import json
 
-    from report_spans import by_trace, jaeger_trace, tempo_document
+    from support.report_spans import by_trace, jaeger_trace, tempo_document
 
     traces = by_trace(spans)
     jaeger_file = tmp_path / "jaeger.json"

@@ -12,7 +12,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from report_spans import N_PLUS_ONE_SQL, REPORT_STACK, Recorder, sample, shop_spans, write_otlp_file
+from support.report_spans import N_PLUS_ONE_SQL, REPORT_STACK, Recorder, sample, shop_spans, write_otlp_file
 
 from otel_slowstack.cli import main
 from otel_slowstack.report.command import build_report
@@ -182,7 +182,7 @@ def _write_big_file(path: Path, batches: int) -> int:
     start = 1_700_000_000_000_000_000
     for i in range(4):
         recorder.request(start + i, "GET /report", [sample(REPORT_STACK, j + 1, 0.01) for j in range(5)])
-    from report_spans import otlp_document
+    from support.report_spans import otlp_document
 
     line = json.dumps(otlp_document(recorder.spans()), separators=(",", ":"))
     span_ids = [json.loads(line)["resourceSpans"][0]["scopeSpans"][0]["spans"][k]["spanId"] for k in range(4)]

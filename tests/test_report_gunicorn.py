@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from servers import EXAMPLES, Server, otel_env, wait_until
+from support.servers import EXAMPLES, Server, otel_env, wait_until
 
 from otel_slowstack.report.command import build_report
 from otel_slowstack.report.renderers import render

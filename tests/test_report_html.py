@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from report_chromium import Page, chromium_path, screenshot
-from report_spans import shop_spans, write_otlp_file
+from support.report_chromium import Page, chromium_path, screenshot
+from support.report_spans import shop_spans, write_otlp_file
 
 BIN = Path(sys.executable).parent
 IN_CI = os.environ.get("CI", "").lower() == "true"

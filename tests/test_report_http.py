@@ -10,8 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from report_backends import Fixtures, JaegerV3
-from report_spans import shop_spans
+from support.report_backends import Fixtures, JaegerV3
+from support.report_spans import shop_spans
 
 BIN = Path(sys.executable).parent
 SECRET_HEADERS = ["-H", "X-Api-Key: k3y", "-H", "X-Scope-OrgID: tenant-1", "-H", "Authorization: Bearer t0ken"]

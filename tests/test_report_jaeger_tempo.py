@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from report_backends import Fixtures, JaegerV3, Tempo
-from report_spans import REPORT_STACK, Recorder, expected_folded, sample, spans  # noqa: F401 (fixtures)
+from support.report_backends import Fixtures, JaegerV3, Tempo
+from support.report_spans import REPORT_STACK, Recorder, expected_folded, sample, spans  # noqa: F401 (fixtures)
 
 from otel_slowstack.report.command import build_report
 from otel_slowstack.report.errors import ReportError

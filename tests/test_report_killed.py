@@ -10,7 +10,7 @@ from pathlib import Path
 
 from opentelemetry.trace import SpanKind, set_span_in_context
 
-from report_spans import MS, REPORT_STACK, Recorder, sample, write_otlp_file
+from support.report_spans import MS, REPORT_STACK, Recorder, sample, write_otlp_file
 
 from otel_slowstack.report.command import build_report
 from otel_slowstack.report.renderers import render

@@ -10,6 +10,8 @@ import pytest
 from otel_slowstack.report.paths import is_app_path, short_path
 from otel_slowstack.report.stacks import ELIDED_NAME, parse_stack
 
+pytestmark = pytest.mark.unit
+
 PROCESSOR_FORM = """\
   File "/opt/venv/lib/python3.12/site-packages/flask/app.py", line 917, in full_dispatch_request
   [... 3 frames elided ...]

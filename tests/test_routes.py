@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
+
 from otel_slowstack.conventions import route_key
 from otel_slowstack.routes import RouteRule, RouteTable
 from otel_slowstack.settings import MS, parse_routes
+
+pytestmark = pytest.mark.unit
 
 
 def table(text: str) -> RouteTable:

@@ -12,6 +12,8 @@ from opentelemetry.trace import SpanKind
 from otel_slowstack import environment_variables as ev
 from otel_slowstack.settings import MS, Settings, parse_duration
 
+pytestmark = pytest.mark.unit
+
 P = "OTEL_PYTHON_SLOWSTACK_"
 
 

@@ -13,7 +13,7 @@ import sys
 import textwrap
 
 
-from otlp_receiver import samples
+from support.spans import samples
 
 SCRIPT = textwrap.dedent(
     """

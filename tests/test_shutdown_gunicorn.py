@@ -13,8 +13,8 @@ import signal
 
 import pytest
 
-from otlp_receiver import samples, server_span
-from servers import gunicorn, wait_until
+from support.spans import samples, server_span
+from support.servers import gunicorn, wait_until
 
 pytestmark = pytest.mark.e2e
 

@@ -12,8 +12,8 @@ import signal
 
 import pytest
 
-from otlp_receiver import samples
-from servers import gunicorn, uvicorn, wait_until
+from support.spans import samples
+from support.servers import gunicorn, uvicorn, wait_until
 
 pytestmark = pytest.mark.e2e
 

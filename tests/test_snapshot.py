@@ -11,6 +11,7 @@ import sys
 import textwrap
 import threading
 import time
+from typing import Optional
 
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.trace import TracerProvider
@@ -18,11 +19,25 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.trace import SpanKind
 
 from otel_slowstack import SlowStackProcessor
-from otlp_receiver import samples
+from support.spans import samples
 
 
 def stuck_in_report(release: threading.Event) -> None:
     release.wait(30)
+
+
+def stuck_request(provider: TracerProvider, name: str, attributes: Optional[dict] = None) -> tuple:
+    """A SERVER span ``name`` in a thread of its own, stuck until ``release`` is set; ``(thread, release)``."""
+    tracer = provider.get_tracer("test")
+    release = threading.Event()
+
+    def request() -> None:
+        with tracer.start_as_current_span(name, kind=SpanKind.SERVER, attributes=attributes):
+            stuck_in_report(release)
+
+    thread = threading.Thread(target=request)
+    thread.start()
+    return thread, release
 
 
 def _provider(receiver, **settings) -> TracerProvider:
@@ -35,15 +50,7 @@ def _provider(receiver, **settings) -> TracerProvider:
 
 def test_snapshots_reach_the_backend_while_the_span_is_still_open(receiver):
     provider = _provider(receiver, threshold=100, snapshot_after=150, max_samples=2)
-    tracer = provider.get_tracer("test")
-    release = threading.Event()
-
-    def request() -> None:
-        with tracer.start_as_current_span("GET /report", kind=SpanKind.SERVER):
-            stuck_in_report(release)
-
-    thread = threading.Thread(target=request)
-    thread.start()
+    thread, release = stuck_request(provider, "GET /report")
     try:
         # 150 ms, 300 ms, 600 ms: three snapshots while the request waits.
         snapshots = receiver.wait_for(lambda s: s["name"] == "slowstack.snapshot", count=3)
@@ -75,15 +82,7 @@ def test_snapshots_reach_the_backend_while_the_span_is_still_open(receiver):
 
 def test_snapshot_off_exports_nothing_early(receiver):
     provider = _provider(receiver, threshold=100, snapshot_after="off")
-    tracer = provider.get_tracer("test")
-    release = threading.Event()
-
-    def request() -> None:
-        with tracer.start_as_current_span("GET /quiet", kind=SpanKind.SERVER):
-            stuck_in_report(release)
-
-    thread = threading.Thread(target=request)
-    thread.start()
+    thread, release = stuck_request(provider, "GET /quiet")
     time.sleep(0.6)
     release.set()
     thread.join()
@@ -139,15 +138,7 @@ def test_processor_added_by_hand_uses_the_global_provider(receiver, tmp_path):
 
 def _one_snapshot_of(receiver, provider, name: str, attributes: dict, **settings) -> tuple:
     """Run a span named ``name`` until its first snapshot arrives; ``(snapshot, span)``."""
-    tracer = provider.get_tracer("test")
-    release = threading.Event()
-
-    def request() -> None:
-        with tracer.start_as_current_span(name, kind=SpanKind.SERVER, attributes=attributes):
-            stuck_in_report(release)
-
-    thread = threading.Thread(target=request)
-    thread.start()
+    thread, release = stuck_request(provider, name, attributes)
     try:
         snap = receiver.wait_for(lambda s: s["name"] == "slowstack.snapshot")[0]
     finally:

@@ -6,6 +6,8 @@ import pytest
 
 from otel_slowstack import sql
 
+pytestmark = pytest.mark.unit
+
 
 @pytest.mark.parametrize(
     "statement, expected",

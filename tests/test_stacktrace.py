@@ -8,6 +8,8 @@ import pytest
 
 from otel_slowstack.capture.stacktrace import FrameLine, elision_line, format_stack
 
+pytestmark = pytest.mark.unit
+
 LINE = re.compile(r'^  File "(?P<file>[^"]+)", line (?P<line>\d+), in (?P<name>\S+)$')
 ELIDED = re.compile(r"^  \[\.\.\. (\d+) frames elided \.\.\.\]$")
 

@@ -15,14 +15,10 @@ import contextvars
 import time
 
 import pytest
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
-from otlp_receiver import innermost, request_to, samples
-from servers import FAST, uvicorn
+from support.spans import innermost, request_to, samples
+from support.servers import FAST, uvicorn
 
-from otel_slowstack import SlowStackProcessor
 
 @pytest.fixture(scope="module")
 def shop(receiver_for_module):
@@ -78,12 +74,9 @@ def test_interrupt_reaches_a_request_whose_work_is_in_the_pool(shop, receiver_fo
     assert raised and raised[0]["exception.type"].endswith("SlowRequestInterrupted"), span["events"]
 
 
-def test_a_request_thread_waiting_on_a_pool_future_shows_the_pool_thread():
+def test_a_request_thread_waiting_on_a_pool_future_shows_the_pool_thread(make_sdk):
     """WSGI-style: the request's own thread submits work (context propagated) and waits."""
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SlowStackProcessor(threshold=200, interval=200, max_samples=2))
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    sdk = make_sdk(threshold=200, interval=200, max_samples=2)
     pool = concurrent.futures.ThreadPoolExecutor(2, thread_name_prefix="renderer")
 
     def render_invoice() -> None:
@@ -92,12 +85,11 @@ def test_a_request_thread_waiting_on_a_pool_future_shows_the_pool_thread():
             pass
 
     try:
-        with provider.get_tracer("test").start_as_current_span("GET /invoice", kind=SpanKind.SERVER):
+        with sdk.tracer.start_as_current_span("GET /invoice", kind=SpanKind.SERVER):
             pool.submit(contextvars.copy_context().run, render_invoice).result()
     finally:
         pool.shutdown()
-    (span,) = exporter.get_finished_spans()
-    taken = [dict(e.attributes) for e in span.events if e.name == "slowstack.sample"]
+    taken = samples(sdk.finished("GET /invoice"))
     assert len(taken) == 2
     for sample in taken:
         frames = innermost(sample["code.stacktrace"], 8)

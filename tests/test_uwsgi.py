@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from otlp_receiver import server_span
-from servers import BIN, EXAMPLES, Server, otel_env, wait_until
+from support.spans import server_span
+from support.servers import BIN, EXAMPLES, Server, otel_env, wait_until
 from test_snapshot_kill import SETTINGS, snapshots_of_stuck
 
 pytestmark = pytest.mark.e2e

@@ -19,14 +19,13 @@ from pathlib import Path
 
 import pytest
 
-from otlp_receiver import innermost, server_span, stacks
-from servers import BIN, EXAMPLES, Server, otel_env, wait_until
+from support.spans import innermost, server_span, stacks
+from support.servers import BIN, EXAMPLES, UWSGI_APPS, Server, otel_env, wait_until
 from test_uwsgi import _free_port, uwsgi_binary
 
 pytestmark = pytest.mark.e2e
 
 UWSGI = Path(BIN) / "uwsgi"  # checked by uwsgi_binary() in each test
-APPS = Path(__file__).resolve().parent / "uwsgi_apps"
 WARNING = "after-fork cleanup"
 
 
@@ -38,7 +37,7 @@ def _serve(receiver, argv: list, **env: str) -> tuple:
         "--die-on-term", "--pythonpath", str(EXAMPLES),
     ]  # fmt: skip
     environment = otel_env(receiver.endpoint, OTEL_PYTHON_SLOWSTACK_THRESHOLD="500", **env)
-    with Server(argv, environment, cwd=APPS, ready=r"uWSGI http bound on [\d.]+:(\d+)") as server:
+    with Server(argv, environment, cwd=UWSGI_APPS, ready=r"uWSGI http bound on [\d.]+:(\d+)") as server:
         try:
             assert wait_until(lambda: server.log().count("spawned uWSGI worker") == 2, timeout=60), server.log()
             requests = [server.get_in_background(f"/stuck?seconds=2&i={i}") for i in range(2)]

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from otlp_receiver import innermost, samples, server_span
-from servers import BIN, EXAMPLES, Server, otel_env, wait_until
+from support.spans import innermost, samples, server_span
+from support.servers import BIN, EXAMPLES, Server, otel_env, wait_until
 from test_uwsgi import _free_port, uwsgi_binary
 
 pytestmark = pytest.mark.e2e

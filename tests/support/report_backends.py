@@ -18,7 +18,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Optional
 from urllib.parse import parse_qs, urlparse
 
-from report_spans import by_trace, jaeger_trace, otlp_document, tempo_document
+from support.report_spans import by_trace, jaeger_trace, otlp_document, tempo_document
 
 
 class _Backend:

@@ -2,7 +2,12 @@
 
 Payloads from the real OTLP exporter are decoded with ``opentelemetry-proto``
 into plain dicts (``name``, ``kind``, ``attributes``, ``events``, ``status``
-...), so tests assert on exactly what reaches the backend.
+...), so tests assert on exactly what reaches the backend; ``support.spans``
+reads samples and stacks out of them. Needs ``opentelemetry-proto`` (the test
+extra): fixtures import it when they run, never at collection.
+
+Threads: the HTTP server's request threads append to ``spans`` under the
+condition that ``wait_for`` waits on in the test's thread.
 """
 
 from __future__ import annotations
@@ -148,49 +153,3 @@ class Receiver:
                         f"received {len(self.spans)}: {names}"
                     )
                 self._cond.wait(left)
-
-
-def samples(span: dict, name: str = "slowstack.sample") -> list:
-    return [e["attributes"] for e in span["events"] if e["name"] == name]
-
-
-def server_span(path: str) -> Callable[[dict], bool]:
-    """Predicate: the SERVER span of a request to ``path``."""
-
-    def match(span: dict) -> bool:
-        attrs = span["attributes"]
-        target = attrs.get("http.target") or attrs.get("url.path") or attrs.get("http.route") or ""
-        return span["kind"] == "server" and (target.split("?")[0] == path or span["name"].endswith(" " + path))
-
-    return match
-
-
-def stacks(span: dict) -> list:
-    """The ``code.stacktrace`` of each sample of ``span``."""
-    return [sample["code.stacktrace"] for sample in samples(span)]
-
-
-def innermost(stack: str, count: int = 1) -> list:
-    """The names of the ``count`` innermost frames, innermost last."""
-    return [line.rsplit(" in ", 1)[1] for line in stack.splitlines() if line.startswith("  File ")][-count:]
-
-
-def request_to(target: str) -> Callable[[dict], bool]:
-    """Predicate: the SERVER span of the request to ``target`` (path and query)."""
-
-    def match(span: dict) -> bool:
-        attributes = span["attributes"]
-        url = attributes.get("http.url") or attributes.get("url.full") or ""
-        return span["kind"] == "server" and (url.endswith(target) or attributes.get("http.target") == target)
-
-    return match
-
-
-def assert_interrupted(span: dict, where: list) -> None:
-    """``span`` was ended by ``SlowRequestInterrupted``, its last sample taken in ``where``."""
-    assert span["status"] == "error"
-    last = samples(span)[-1]
-    assert last["slowstack.trigger"] == "interrupt"
-    assert innermost(last["code.stacktrace"], len(where)) == where
-    raised = [e["attributes"] for e in span["events"] if e["name"] == "exception"]
-    assert raised and raised[0]["exception.type"].endswith("SlowRequestInterrupted"), span["events"]
