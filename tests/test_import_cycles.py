@@ -6,7 +6,11 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+import pytest
+
 import otel_slowstack
+
+pytestmark = pytest.mark.unit
 
 ROOT = Path(otel_slowstack.__file__).resolve().parent
 

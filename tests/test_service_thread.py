@@ -9,7 +9,11 @@ import textwrap
 import threading
 import time
 
+import pytest
+
 from otel_slowstack.lifecycle.service_thread import ServiceThread, WakeUp, serve_each_wakeup
+
+pytestmark = pytest.mark.unit
 
 
 def alive(name: str) -> bool:
