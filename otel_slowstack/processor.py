@@ -116,37 +116,35 @@ class SlowStackProcessor(SpanProcessor):
                 return
             if span._kind not in self._kinds:  # empty once shut down
                 return
-            self._root_started(span)
+            # A local root of a watched kind: its record and its first deadline.
+            # Inline, not a method: the walk to the starter counts frames from here.
+            spans = self._spans
+            if len(spans) >= MAX_TRACKED:
+                self._failed("registry full")  # spans started but never ended
+                return
+            lane = self._lane
+            threshold = self._threshold
+            if self._has_routes:
+                rule = self._routes.lookup(route_key(span.attributes, span.name))
+                if rule is not None:
+                    if rule.threshold_ns is None:
+                        return
+                    threshold = rule.threshold_ns
+                    lane = self._lane_for(threshold)
+            starter = starter_of_span_being_started()
+            span_id = span._context[1]
+            start_ns = monotonic_ns()
+            watched = spans[span_id] = Watched(span, span_id, start_ns, threshold, get_ident(), starter)
+            if _get_running_loop() is not None or "greenlet" in _modules:
+                watched._owner = task_or_greenlet_owner(starter, spans)
+            if self._interrupting:
+                if starter is not None:
+                    watched.start_lasti = starter.f_lasti
+                interrupt_signal.install()  # a no-op but on the main thread, and there once
+            if lane is not None:
+                self._schedule.enqueue(lane, start_ns, span_id)
         except Exception:
             self._failed("on_start")
-
-    def _root_started(self, span: Span) -> None:
-        """A local root of a watched kind starts: its record and its first deadline."""
-        spans = self._spans
-        if len(spans) >= MAX_TRACKED:
-            self._failed("registry full")  # spans started but never ended
-            return
-        lane = self._lane
-        threshold = self._threshold
-        if self._has_routes:
-            rule = self._routes.lookup(route_key(span.attributes, span.name))
-            if rule is not None:
-                if rule.threshold_ns is None:
-                    return
-                threshold = rule.threshold_ns
-                lane = self._lane_for(threshold)
-        starter = starter_of_span_being_started()
-        span_id = span._context[1]
-        start_ns = monotonic_ns()
-        watched = spans[span_id] = Watched(span, span_id, start_ns, threshold, get_ident(), starter)
-        if _get_running_loop() is not None or "greenlet" in _modules:
-            watched._owner = task_or_greenlet_owner(starter, spans)
-        if self._interrupting:
-            if starter is not None:
-                watched.start_lasti = starter.f_lasti
-            interrupt_signal.install()  # a no-op but on the main thread, and there once
-        if lane is not None:
-            self._schedule.enqueue(lane, start_ns, span_id)
 
     def _lane_for(self, threshold: Optional[int]) -> Any:
         """The schedule's lane for spans of this threshold (None: never due)."""
