@@ -14,14 +14,9 @@ you. Local root spans of the watched kinds (SERVER and CONSUMER by default)
 still running after the threshold get ``slowstack.sample`` events carrying
 their thread's stack; see the README for every attribute.
 
-The hot path is the start and end of spans that never become slow, on the
-application's threads, without a lock: for a watched span, a walk to its
-starter frame, one ``Watched`` record (``watched.py``), one registry insert
-and one append to the schedule (``schedule.py``); for a span under it, one
-registry insert and the link to its watched span, and at its end, for a
-client call, a count in the ending thread's own record (``counters.py``).
-The totals go on the watched span once, as it ends. All the work of
-sampling happens on one watchdog thread (``watchdog.py``).
+The hot path is ``on_start``/``on_end`` of spans that never become slow: a
+few attribute reads, one dict insert and one deque append, no lock. All the
+work of sampling happens on one watchdog thread.
 """
 
 from __future__ import annotations
@@ -55,19 +50,9 @@ _logger = logging.getLogger("otel_slowstack")
 #: not watched, so memory stays bounded.
 MAX_TRACKED = 100_000
 _UNKNOWN = object()
-#: Keys the registry holds for good (negative: never a span id), each mapped
-#: to an ended record. A dict never reuses a freed slot: with only a few live
-#: entries it stays small and is rebuilt every few inserts, and every child
-#: span inserts and removes one. Kept at this size, it is rebuilt about every
-#: hundred.
-_PADDING = 64
 _CLIENT = SpanKind.CLIENT
 monotonic_ns = time.monotonic_ns
 _modules = sys.modules
-
-
-_PLACEHOLDER = Watched(None, -1, 0, None, 0, None)
-_PLACEHOLDER.ended = True
 
 
 class SlowStackProcessor(SpanProcessor):
@@ -89,9 +74,8 @@ class SlowStackProcessor(SpanProcessor):
         self._routes = self.settings.routes
         #: Plain bool: ``RouteTable.__bool__`` is a Python call, on every span.
         self._has_routes = bool(self._routes)
-        #: span_id -> Watched, for watched spans and their open descendants
-        #: (and ``_PADDING`` ended placeholders).
-        self._spans: dict[int, Watched] = dict.fromkeys(range(-_PADDING, 0), _PLACEHOLDER)
+        #: span_id -> Watched, for watched spans and their open descendants.
+        self._spans: dict[int, Watched] = {}
         #: threshold -> the schedule's lane for it, or None (thresholds are few).
         self._lanes: dict = {}
         self._tracer_provider = tracer_provider
@@ -127,7 +111,7 @@ class SlowStackProcessor(SpanProcessor):
                     children = watched.children
                     if children is None:
                         children = watched.open_children()
-                    children.add(span)
+                    children[span_id] = span
                     self._spans[span_id] = watched
                 return
             if span._kind not in self._kinds:  # empty once shut down
@@ -135,7 +119,7 @@ class SlowStackProcessor(SpanProcessor):
             # A local root of a watched kind: its record and its first deadline.
             # Inline, not a method: the walk to the starter counts frames from here.
             spans = self._spans
-            if len(spans) >= MAX_TRACKED + _PADDING:
+            if len(spans) >= MAX_TRACKED:
                 self._failed("registry full")  # spans started but never ended
                 return
             lane = self._lane
@@ -182,7 +166,7 @@ class SlowStackProcessor(SpanProcessor):
             if watched.span_id != span_id:  # a descendant
                 children = watched.children
                 if children is not None:  # None: its watched span ended first
-                    children.discard(span)
+                    children.pop(span_id, None)
                 if span._kind is _CLIENT:
                     counters.child_ended(watched, span, self.settings)
                     if not ON_ENDING:  # no hook at the end: the totals go on as calls end
@@ -209,8 +193,8 @@ class SlowStackProcessor(SpanProcessor):
             interrupt.settle(watched)  # no interrupt may outlive the span
         children = watched.children
         if children:
-            for child in list(children):
-                self._spans.pop(child._context[1], None)
+            for child_id in list(children):
+                self._spans.pop(child_id, None)
         if ON_ENDING and watched.calls is not None:
             seams.set_attributes_while_ending(span, counters.total_attributes(watched.calls.totals()))
         if watched.fired:
@@ -388,7 +372,7 @@ class SlowStackProcessor(SpanProcessor):
                 target = snapshot.provider_for(span, self._tracer_provider) or getattr(
                     span, "_span_processor", None
                 )
-                for child in sorted(watched.children or (), key=_start_time, reverse=True):  # innermost first
+                for child in reversed(list((watched.children or {}).values())):
                     _end_with_error(child, description)
                 _end_with_error(span, description)
                 if target is not None and all(target is not t for t in flush):
@@ -424,7 +408,7 @@ class SlowStackProcessor(SpanProcessor):
 
     def watched_count(self) -> int:
         """Spans (watched roots and their open descendants) in the registry."""
-        return len(self._spans) - _PADDING
+        return len(self._spans)
 
     def _failed(self, where: str) -> None:
         """Log once per kind of failure; the span goes unwatched, the app goes on."""
@@ -446,10 +430,6 @@ class SlowStackProcessor(SpanProcessor):
                 "otel-slowstack: %d spans in flight (spans started and never ended?); "
                 "new spans are not watched until some end", MAX_TRACKED,
             )
-
-
-def _start_time(span: Any) -> int:
-    return span.start_time or 0
 
 
 def _end_with_error(span: Any, description: str) -> None:

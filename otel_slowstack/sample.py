@@ -60,7 +60,7 @@ def in_flight(watched: Watched, now_wall_ns: int) -> Optional[str]:
     (``SELECT ... FOR UPDATE``), an HTTP call by its name and host.
     """
     try:
-        children = list(watched.children or ())
+        children = list((watched.children or {}).values())
     except RuntimeError:  # resized while being read (free-threaded builds)
         return None
     if not children:

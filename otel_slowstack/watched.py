@@ -15,8 +15,7 @@ the record          its own thread in ``on_start``;         everyone
                     the watchdog (late ``http.route``)
 ``ended``           the thread ending the span, first       every reader checks it
 ``children``        any thread starting or ending one of    the watchdog
-                    its descendants (a set of the open      (``slowstack.in_flight``)
-                    ones)
+                    its descendants (``span_id -> span``)   (``slowstack.in_flight``)
 ``calls``           any thread ending one of its client     the watchdog (samples),
                     calls: one ``counters.ThreadCalls``     the ending thread (totals)
                     each (``counters.py``)
@@ -46,9 +45,7 @@ class Watched:
     ended = False
     timeline: Any = None  # schedule.Timeline, once the span was first due
     calls: Any = None  # counters.Calls, once a client call under it has ended
-    #: A set, not a dict by id: a set reuses the slots its removals free, so
-    #: a request's many short children do not rebuild it every few inserts.
-    children: Optional[set] = None
+    children: Optional[dict] = None
     interrupt_state = 0  # see interrupt.py: IDLE, DECIDING, SENT
     #: The starter frame's instruction when the span started; read in
     #: ``on_start`` only when interrupts are on (see ``interrupt.scoped``).
@@ -81,12 +78,12 @@ class Watched:
             owner = self._owner = ThreadOwner(self.ident, self.starter, self.start_lasti)
         return owner
 
-    def open_children(self) -> set:
-        """The set of open descendants, made by whichever thread starts the first
+    def open_children(self) -> dict:
+        """The descendants dictionary, made by whichever thread starts the first
         (``setdefault``: two threads starting one at once share one)."""
         children = self.children
         if children is None:
-            children = vars(self).setdefault("children", set())
+            children = vars(self).setdefault("children", {})
         return children
 
     def release(self) -> None:
