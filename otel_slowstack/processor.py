@@ -14,9 +14,14 @@ you. Local root spans of the watched kinds (SERVER and CONSUMER by default)
 still running after the threshold get ``slowstack.sample`` events carrying
 their thread's stack; see the README for every attribute.
 
-The hot path is ``on_start``/``on_end`` of spans that never become slow: a
-few attribute reads, one dict insert and one deque append, no lock. All the
-work of sampling happens on one watchdog thread.
+The hot path is the start and end of spans that never become slow, on the
+application's threads, without a lock: for a watched span, a walk to its
+starter frame, one ``Watched`` record (``watched.py``), one registry insert
+and one append to the schedule (``schedule.py``); for a span under it, one
+registry insert and the link to its watched span, and at its end, for a
+client call, a count in the ending thread's own record (``counters.py``).
+The totals go on the watched span once, as it ends. All the work of
+sampling happens on one watchdog thread (``watchdog.py``).
 """
 
 from __future__ import annotations
