@@ -14,9 +14,14 @@ you. Local root spans of the watched kinds (SERVER and CONSUMER by default)
 still running after the threshold get ``slowstack.sample`` events carrying
 their thread's stack; see the README for every attribute.
 
-The hot path is ``on_start``/``on_end`` of spans that never become slow: a
-few attribute reads, one dict insert and one deque append, no lock. All the
-work of sampling happens on one watchdog thread.
+The hot path is the start and end of spans that never become slow, on the
+application's threads, without a lock: for a watched span, a walk to its
+starter frame, one ``Watched`` record (``watched.py``), one registry insert
+and one append to the schedule (``schedule.py``); for a span under it, one
+registry insert and the link to its watched span, and at its end, for a
+client call, a count in the ending thread's own record (``counters.py``).
+The totals go on the watched span once, as it ends. All the work of
+sampling happens on one watchdog thread (``watchdog.py``).
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ import sys
 import time
 from typing import Any, Callable, Optional
 
-from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
+from opentelemetry.sdk.trace import Span, SpanProcessor
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from otel_slowstack import counters, failures, seams, snapshot
@@ -42,8 +47,8 @@ from otel_slowstack.conventions import (INTERRUPT_WITHHELD, SAMPLE_EVENT, SAMPLE
 from otel_slowstack.sample import cpu_baseline, sample_attributes
 from otel_slowstack.settings import Settings
 from otel_slowstack.seams import SDK_CALLS_ON_ENDING as ON_ENDING
-from otel_slowstack.watched import BASELINE, INTERRUPT, SAMPLE, SNAPSHOT, Timeline, Watched, first_due
-from otel_slowstack.schedule import Schedule
+from otel_slowstack.schedule import BASELINE, INTERRUPT, SAMPLE, SNAPSHOT, Schedule, Timeline, first_due
+from otel_slowstack.watched import Watched
 from otel_slowstack.watchdog import watchdog
 
 _logger = logging.getLogger("otel_slowstack")
@@ -81,8 +86,8 @@ class SlowStackProcessor(SpanProcessor):
         self._has_routes = bool(self._routes)
         #: span_id -> Watched, for watched spans and their open descendants.
         self._spans: dict[int, Watched] = {}
-        #: threshold -> offset of a span's first deadline (thresholds are few).
-        self._first_due: dict = {}
+        #: threshold -> the schedule's lane for it, or None (thresholds are few).
+        self._lanes: dict = {}
         self._tracer_provider = tracer_provider
         self._interrupting = self.settings.interrupt_after_ns is not None
         if self._interrupting:
@@ -90,9 +95,11 @@ class SlowStackProcessor(SpanProcessor):
         self._watchdog = watchdog()
         self._schedule = Schedule(self._on_due, self._spans.get, self._watchdog)
         self._watchdog.add(self._schedule)
-        self._shut_down = not seams.SPAN_CONTEXT_IS_A_TUPLE
+        self._lane = self._lane_for(self._threshold)
+        self._shut_down = not (seams.SPAN_CONTEXT_IS_A_TUPLE and seams.SPAN_FIELDS_READABLE)
         if self._shut_down:
-            _logger.warning("otel-slowstack: this opentelemetry-api's SpanContext is not supported; nothing is watched")
+            self._kinds = ()
+            _logger.warning("otel-slowstack: this OpenTelemetry SDK's spans are not supported; nothing is watched")
         self._failures: set = set()
         self._tracers = snapshot.Tracers()
         self._flusher = snapshot.flusher()
@@ -103,27 +110,30 @@ class SlowStackProcessor(SpanProcessor):
     # -- hot path ------------------------------------------------------------
 
     def on_start(self, span: Span, parent_context: Any = None) -> None:
+        # The SDK span's fields, read directly (``seams.SPAN_FIELDS``): its
+        # properties are Python calls, several on every span. ``SpanContext``
+        # is a tuple (trace_id, span_id, is_remote, ...).
         try:
-            # SpanContext is a tuple (trace_id, span_id, is_remote, ...): indexing
-            # it is several times cheaper than its properties, on every span.
-            parent = span.parent
+            parent = span._parent
             if parent is not None and not parent[2]:
-                spans = self._spans
-                watched = spans.get(parent[1])
-                if watched is not None:  # a descendant of a watched span
-                    span_id = span.context[1]
+                watched = self._spans.get(parent[1])
+                if watched is not None:  # a descendant of a watched span: link it, nothing more
+                    span_id = span._context[1]
                     children = watched.children
                     if children is None:
-                        children = vars(watched).setdefault("children", {})
+                        children = watched.open_children()
                     children[span_id] = span
-                    spans[span_id] = watched
+                    self._spans[span_id] = watched
                 return
-            if span.kind not in self._kinds or self._shut_down:
+            if span._kind not in self._kinds:  # empty once shut down
                 return
+            # A local root of a watched kind: its record and its first deadline.
+            # Inline, not a method: the walk to the starter counts frames from here.
             spans = self._spans
             if len(spans) >= MAX_TRACKED:
                 self._failed("registry full")  # spans started but never ended
                 return
+            lane = self._lane
             threshold = self._threshold
             if self._has_routes:
                 rule = self._routes.lookup(route_key(span.attributes, span.name))
@@ -131,54 +141,61 @@ class SlowStackProcessor(SpanProcessor):
                     if rule.threshold_ns is None:
                         return
                     threshold = rule.threshold_ns
+                    lane = self._lane_for(threshold)
             starter = starter_of_span_being_started()
-            owner = None
-            if _get_running_loop() is not None or "greenlet" in _modules:
-                owner = task_or_greenlet_owner(starter, spans)
-            span_id = span.context[1]
+            span_id = span._context[1]
             start_ns = monotonic_ns()
-            watched = spans[span_id] = Watched(span, span_id, start_ns, threshold, get_ident(), starter, owner)
+            watched = spans[span_id] = Watched(span, span_id, start_ns, threshold, get_ident(), starter)
+            if _get_running_loop() is not None or "greenlet" in _modules:
+                watched._owner = task_or_greenlet_owner(starter, spans)
             if self._interrupting:
                 if starter is not None:
                     watched.start_lasti = starter.f_lasti
                 interrupt_signal.install()  # a no-op but on the main thread, and there once
-            offset = self._first_due.get(threshold, _UNKNOWN)
-            if offset is _UNKNOWN:
-                offset = self._first_due[threshold] = first_due(self.settings, threshold)
-            if offset is not None:
-                self._schedule.enqueue(start_ns, span_id, offset)
+            if lane is not None:
+                self._schedule.enqueue(lane, start_ns, span_id)
         except Exception:
             self._failed("on_start")
 
-    def _on_ending(self, span: Any) -> None:
-        """A span ends. The SDK (1.45) calls this before any ``on_end``: the
-        last moment the call totals can still go on the span. (An SDK
-        without the hook calls ``on_end`` only, which comes here.)"""
+    def _lane_for(self, threshold: Optional[int]) -> Any:
+        """The schedule's lane for spans of this threshold (None: never due)."""
+        lane = self._lanes.get(threshold, _UNKNOWN)
+        if lane is _UNKNOWN:
+            due = first_due(self.settings, threshold)
+            lane = self._lanes[threshold] = None if due is None else self._schedule.lane(due)
+        return lane
+
+    def _span_ended(self, span: Any, again: bool = False) -> None:
+        """A span ends: the one end-of-span path, as ``_on_ending`` where the
+        SDK calls it (1.45: before any ``on_end``, the last moment attributes
+        can still go on the span), else as ``on_end``."""
         try:
-            span_id = span.context[1]
+            span_id = span._context[1]
             watched = self._spans.pop(span_id, None)
             if watched is None:
                 return
-            if watched.span_id == span_id:
+            if watched.span_id != span_id:  # a descendant
+                children = watched.children
+                if children is not None:  # None: its watched span ended first
+                    children.pop(span_id, None)
+                if span._kind is _CLIENT:
+                    counters.child_ended(watched, span, self.settings)
+                    if not ON_ENDING:  # no hook at the end: the totals go on as calls end
+                        self._write_totals(watched)
+                return
                 watched.ended = True  # first: every reader checks it
                 if watched.interrupt_state or watched.children or watched.calls is not None or watched.fired:
                     self._root_ended(watched, span)
-                return
-            children = watched.children
-            if children is not None:
-                children.pop(span_id, None)
-            if span.kind is _CLIENT:
-                counters.child_ended(watched, span, self.settings)
-                if not ON_ENDING:  # no hook at the end: the totals go on as calls end
-                    self._write_totals(watched, watched.span)
         except SlowRequestInterrupted:
-            self._ended_while_interrupted(span)
+            if not again:  # our interrupt landed in here: finish the bookkeeping
+                self._span_ended(span, True)
         except Exception:
             self._failed("on_end")
 
-    def on_end(self, span: ReadableSpan) -> None:
-        if not ON_ENDING:
-            self._on_ending(span)
+    if ON_ENDING:
+        _on_ending = _span_ended
+    else:
+        on_end = _span_ended  # type: ignore[assignment]
 
     def _root_ended(self, watched: Watched, span: Any) -> None:
         """The rest of a watched span's end, for one that had children, calls,
@@ -190,7 +207,7 @@ class SlowStackProcessor(SpanProcessor):
             for child_id in list(children):
                 self._spans.pop(child_id, None)
         if ON_ENDING and watched.calls is not None:
-            seams.set_attributes_while_ending(span, counters.total_attributes(counters.totals_of(watched)))
+            seams.set_attributes_while_ending(span, counters.total_attributes(watched.calls.totals()))
         if watched.fired:
             # A slow span's record sits in the watchdog's heap: drop what it
             # holds now, and let the watchdog drop the record at its next pass
@@ -201,11 +218,12 @@ class SlowStackProcessor(SpanProcessor):
             if self._schedule.forget():
                 self._watchdog.wake()
 
-    def _write_totals(self, watched: Watched, root: Any) -> None:
+    def _write_totals(self, watched: Watched) -> None:
         """Without ``_on_ending`` (an SDK without the hook), totals are rewritten as each call ends."""
+        root = watched.span
         if root is not None and not watched.ended:
             with quiet.quietly():
-                root.set_attributes(counters.total_attributes(counters.totals_of(watched)))
+                root.set_attributes(counters.total_attributes(watched.calls.totals()))
 
     # -- the watchdog thread -----------------------------------------------
 
@@ -225,8 +243,7 @@ class SlowStackProcessor(SpanProcessor):
         if BASELINE in due:
             cpu_baseline(watched, timeline, now_ns, frames)
         if SAMPLE in due:
-            trigger = TRIGGER_THRESHOLD if timeline.samples == 1 else TRIGGER_INTERVAL
-            self._record(watched, span, trigger, timeline.samples, now_ns, frames)
+            self._sample(watched, span, TRIGGER_THRESHOLD if timeline.slots == 1 else TRIGGER_INTERVAL, now_ns, frames)
         if SNAPSHOT in due:
             self._snapshot(watched, span, TRIGGER_SNAPSHOT, timeline.snapshots, now_ns, frames)  # flushed once ended
         if INTERRUPT in due:
@@ -237,12 +254,10 @@ class SlowStackProcessor(SpanProcessor):
         timeline = watched.timeline
         if not timeline.interrupt_sampled:
             withheld = interrupt.decide(watched)
-            index = timeline.samples + 1
             extra = None if withheld is None else {INTERRUPT_WITHHELD: withheld}
-            if not self._record(watched, span, TRIGGER_INTERRUPT, index, now_ns, frames, extra=extra):
+            if self._sample(watched, span, TRIGGER_INTERRUPT, now_ns, frames, extra=extra) is None:
                 interrupt.retry(watched, now_ns)  # not in the span's code now (a hook, the response)
                 return
-            timeline.samples = index
             timeline.interrupt_sampled = True
             if withheld is not None:
                 return
@@ -251,19 +266,24 @@ class SlowStackProcessor(SpanProcessor):
         if outcome == interrupt.LATER:
             interrupt.retry(watched, now_ns)
 
-    def _record(
-        self, watched: Watched, span: Any, trigger: str, index: int, now_ns: int,
+    def _sample(
+        self, watched: Watched, span: Any, trigger: str, now_ns: int,
         frames_by_thread: Optional[dict] = None, extra: Optional[dict] = None,
-    ) -> bool:
+    ) -> Optional[dict]:
+        """A ``slowstack.sample`` event on the span, its attributes returned; None
+        when there is no honest stack (the thread moved on): that takes no index."""
+        timeline = watched.timeline
+        index = timeline.samples + 1
         attributes = sample_attributes(watched, trigger, index, now_ns, self.settings, frames_by_thread)
         if attributes is None:
-            return False
+            return None
         if extra:
             attributes.update(extra)
         with quiet.quietly():
             span.add_event(SAMPLE_EVENT, attributes)
             span.set_attribute(SAMPLES, index)
-        return True
+        timeline.sample_taken()
+        return attributes
 
     def _snapshot(
         self, watched: Watched, span: Any, trigger: str, index: int, now_ns: int,
@@ -313,6 +333,7 @@ class SlowStackProcessor(SpanProcessor):
 
     def shutdown(self) -> None:
         self._shut_down = True
+        self._kinds = ()  # no span is watched from now on
         shutdown.unregister(self)
         self._watchdog.remove(self._schedule)
         self._watchdog.join(2.0)
@@ -347,15 +368,8 @@ class SlowStackProcessor(SpanProcessor):
                 timeline = watched.timeline
                 if timeline is None:
                     timeline = watched.timeline = Timeline(watched.start_ns, watched.threshold_ns, self.settings)
-                # The final sample stays the last: nothing more is due for the watchdog.
-                timeline.baseline_at = timeline.sample_at = timeline.snapshot_at = timeline.interrupt_at = None
-                index = timeline.samples + 1
-                attributes = sample_attributes(watched, trigger, index, now_ns, self.settings, frames_by_thread)
-                if attributes is not None:
-                    with quiet.quietly():
-                        span.add_event(SAMPLE_EVENT, attributes)
-                        span.set_attribute(SAMPLES, index)
-                    timeline.samples = index
+                timeline.stop()  # the final sample stays the last
+                attributes = self._sample(watched, span, trigger, now_ns, frames_by_thread)
                 taken.append((watched, span, attributes))
             except Exception:
                 self._failed("final sample")
@@ -400,19 +414,6 @@ class SlowStackProcessor(SpanProcessor):
             except Exception:
                 self._failed("snapshot")
         return flush
-
-    def _ended_while_interrupted(self, span: ReadableSpan) -> None:
-        """Our interrupt landed inside ``on_end`` itself: finish the bookkeeping, drop it."""
-        try:
-            span_id = span.context.span_id
-            watched = self._spans.pop(span_id, None)
-            if watched is not None and watched.span_id == span_id:
-                watched.ended = True
-                self._root_ended(watched, span)
-            elif watched is not None and watched.children is not None:
-                watched.children.pop(span_id, None)
-        except SlowRequestInterrupted:
-            pass
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         return True

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
-from opentelemetry.trace import SpanContext
+from opentelemetry.trace import SpanContext, set_span_in_context
 
 
 def _span_context_is_a_tuple() -> bool:
@@ -24,6 +24,32 @@ def _span_context_is_a_tuple() -> bool:
 
 
 SPAN_CONTEXT_IS_A_TUPLE = _span_context_is_a_tuple()
+
+
+def _span_fields_readable() -> bool:
+    """SDK 1.27-1.45: a span's ``parent``, ``context``, ``kind``, ``start_time``
+    and ``end_time`` properties return the fields ``_parent``, ``_context``,
+    ``_kind``, ``_start_time``, ``_end_time``, and its attributes are a
+    ``BoundedAttributes`` whose ``_dict`` is a plain dict. The hot path reads
+    the fields: each property is a Python call, several on every span."""
+    try:
+        provider = TracerProvider(shutdown_on_exit=False)
+        tracer = provider.get_tracer("otel_slowstack.probe")
+        parent = tracer.start_span("parent")
+        span = tracer.start_span("probe", context=set_span_in_context(parent), attributes={"a": 1})
+        span.end()
+        parent.end()
+        provider.shutdown()
+        return (
+            span._parent is span.parent and span._context is span.context and span._kind is span.kind
+            and span._start_time == span.start_time and span._end_time == span.end_time
+            and type(span._attributes._dict) is dict and span._attributes._dict.get("a") == 1
+        )
+    except Exception:
+        return False
+
+
+SPAN_FIELDS_READABLE = _span_fields_readable()
 
 
 def _sdk_calls_on_ending() -> bool:
