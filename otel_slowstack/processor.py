@@ -183,9 +183,9 @@ class SlowStackProcessor(SpanProcessor):
                     if not ON_ENDING:  # no hook at the end: the totals go on as calls end
                         self._write_totals(watched)
                 return
-                watched.ended = True  # first: every reader checks it
-                if watched.interrupt_state or watched.children or watched.calls is not None or watched.fired:
-                    self._root_ended(watched, span)
+            watched.ended = True  # first: every reader checks it
+            if watched.interrupt_state or watched.children or watched.calls is not None or watched.fired:
+                self._root_ended(watched, span)
         except SlowRequestInterrupted:
             if not again:  # our interrupt landed in here: finish the bookkeeping
                 self._span_ended(span, True)
