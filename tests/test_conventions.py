@@ -10,9 +10,10 @@ from __future__ import annotations
 import ast
 import re
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.trace import SpanKind
 
 from otel_slowstack import conventions, counters
 from otel_slowstack.settings import Settings
@@ -132,10 +133,13 @@ def test_call_kind_under_old_and_new_conventions(attributes, kind) -> None:
 @pytest.mark.parametrize("attributes, kind", [k for k in KINDS if k[0] is not None])
 def test_the_hot_path_counts_what_call_kind_says(attributes, kind) -> None:
     """``counters.child_ended`` spells the classification out for speed; it must agree."""
-    watched = Watched(object(), 1, 0, None, 0, None, None)
-    span = SimpleNamespace(attributes=attributes, start_time=1_000, end_time=3_000)
+    watched = Watched(object(), 1, 0, None, 0, None)
+    # A real SDK span: the hot path reads its own fields, not its properties.
+    tracer = TracerProvider(shutdown_on_exit=False).get_tracer("test")
+    span = tracer.start_span("call", kind=SpanKind.CLIENT, attributes=attributes, start_time=1_000)
+    span.end(end_time=3_000)
     counters.child_ended(watched, span, Settings())
-    db_count, _, http_count, _ = counters.totals_of(watched)
+    db_count, _, http_count, _ = watched.calls.totals() if watched.calls is not None else (0, 0, 0, 0)
     counted = "db" if db_count else "http" if http_count else None
     assert counted == kind
 
