@@ -6,10 +6,10 @@ the span's entry inwards, the frames a sample shows) and parks. The
 measuring thread, standing in for the watchdog, calls the processor's own
 sampling path on the span's record, timed with its own thread CPU clock:
 
-- capture to formatted string (``sampler.capture_stack``): the read of every
+- capture to formatted string (``sample.capture_stack``): the read of every
   thread's frames, the walk from the innermost frame to the entry, and the
   formatting;
-- the whole event's attributes (``sampler.sample_attributes``), which adds the
+- the whole event's attributes (``sample.sample_attributes``), which adds the
   thread's name, CPU clock and the span's counters;
 
 each for a new span (a fresh request parked in the same code, as a server's
@@ -30,7 +30,7 @@ from opentelemetry.trace import SpanKind
 
 from common import emit, percentile
 from otel_slowstack import SlowStackProcessor
-from otel_slowstack import sample as sampler
+from otel_slowstack import sample
 
 DEPTH = 52
 
@@ -112,20 +112,20 @@ def main() -> None:
         return next(w for w in processor.open_roots() if w.span_id == span_id)
 
     # ``advance`` (move the CPU baseline on, as the watchdog does) may come and go.
-    takes_advance = "advance" in inspect.signature(sampler.sample_attributes).parameters
+    takes_advance = "advance" in inspect.signature(sample.sample_attributes).parameters
 
     def capture(watched):
-        return lambda: sampler.capture_stack(watched, settings)
+        return lambda: sample.capture_stack(watched, settings)
 
     def attributes(watched, advance: bool):
         kwargs = {"advance": advance} if takes_advance else {}
-        return lambda: sampler.sample_attributes(watched, "threshold", 1, time.monotonic_ns(), settings, **kwargs)
+        return lambda: sample.sample_attributes(watched, "threshold", 1, time.monotonic_ns(), settings, **kwargs)
 
     results: dict = {}
     watched = record(parked.park())
     frames = parked.frames_below_entry()
     box: list = []
-    results["cold_first_capture_us"] = timed(lambda: box.append(sampler.capture_stack(watched, settings))) / 1000
+    results["cold_first_capture_us"] = timed(lambda: box.append(sample.capture_stack(watched, settings))) / 1000
     stack = box[0]
     parked.unpark()
     assert stack, "no stack captured: the benchmark no longer drives the sampling path"

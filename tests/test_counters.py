@@ -25,7 +25,7 @@ import pytest
 from opentelemetry.trace import SpanKind
 
 from otel_slowstack import conventions, counters, sql
-from otel_slowstack import sample as sampler
+from otel_slowstack import sample
 from support.sdk import Sdk
 from support.spans import samples
 
@@ -306,18 +306,18 @@ def test_in_flight_names_the_innermost_open_call(tracing: Any) -> None:
     t = tracing()
     with t.request() as request:
         watched = t.watched(request)
-        assert sampler.in_flight(watched, time.time_ns()) is None
+        assert sample.in_flight(watched, time.time_ns()) is None
         with t.tracer.start_as_current_span("checkout"):
             statement = "SELECT id, balance FROM accounts WHERE id = 42 AND owner = 'ann' FOR UPDATE"
             with t.tracer.start_as_current_span("SELECT", kind=SpanKind.CLIENT, attributes={"db.system": "postgresql", "db.statement": statement}):
                 time.sleep(0.02)
-                flight = sampler.in_flight(watched, time.time_ns())
+                flight = sample.in_flight(watched, time.time_ns())
         assert re.fullmatch(r"SELECT id, balance FROM accounts WHERE id = \? AND owner = \? FOR UPDATE \(\d+ ms\)", flight)
         assert int(flight.rsplit("(", 1)[1].split()[0]) >= 20
         with t.tracer.start_as_current_span("GET", kind=SpanKind.CLIENT, attributes={"http.request.method": "GET", "url.full": "https://api.example.com/rates?token=s3cret"}):
-            flight = sampler.in_flight(watched, time.time_ns())
+            flight = sample.in_flight(watched, time.time_ns())
         assert re.fullmatch(r"GET api\.example\.com \(\d+ ms\)", flight)
-        assert sampler.in_flight(watched, time.time_ns()) is None
+        assert sample.in_flight(watched, time.time_ns()) is None
 
 
 def test_in_flight_prefers_the_call_waited_on_longest(tracing: Any) -> None:
@@ -335,7 +335,7 @@ def test_in_flight_prefers_the_call_waited_on_longest(tracing: Any) -> None:
             job = pool.submit(contextvars.copy_context().run, slow_call)
             assert started.wait(10)
             with t.tracer.start_as_current_span("new call", kind=SpanKind.CLIENT):
-                flight = sampler.in_flight(t.watched(request), time.time_ns())
+                flight = sample.in_flight(t.watched(request), time.time_ns())
             release.set()
             job.result()
     assert flight.startswith("old call (")
