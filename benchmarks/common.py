@@ -10,6 +10,7 @@ is visible next to the figure.
 
 from __future__ import annotations
 
+import argparse
 import gc
 import json
 import statistics
@@ -114,3 +115,10 @@ def rss_bytes() -> int:
 def emit(result: dict) -> None:
     """Benchmarks print one JSON object on their last line for run.py."""
     sys.stdout.write(json.dumps(result) + "\n")
+
+
+def quick_run(description: str) -> bool:
+    """The ``--quick`` flag every benchmark takes; ``--help`` explains, never runs."""
+    parser = argparse.ArgumentParser(description=description.strip().splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a smoke run: few rounds, wide spread")
+    return parser.parse_args().quick

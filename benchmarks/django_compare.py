@@ -38,7 +38,7 @@ from opentelemetry.sdk.trace import TracerProvider  # noqa: E402
 from opentelemetry.sdk.trace.export import BatchSpanProcessor  # noqa: E402
 from opentelemetry.trace import SpanKind  # noqa: E402
 
-from common import NoopExporter, added, alternate, emit  # noqa: E402
+from common import NoopExporter, added, alternate, emit, quick_run  # noqa: E402
 from otel_slowstack import SlowStackProcessor  # noqa: E402
 
 ENVIRON = {
@@ -76,7 +76,7 @@ def dogslow_middleware(app: WSGIHandler):
 
 
 def main() -> None:
-    quick = "--quick" in sys.argv
+    quick = quick_run(__doc__)
     rounds, number = (24, 50) if quick else (90, 170)  # many short rounds: see hot_path.py
 
     bare = handler([])

@@ -18,13 +18,12 @@ sampled: only the bookkeeping of spans that end in time is measured).
 from __future__ import annotations
 
 import io
-import sys
 
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.trace import SpanKind, set_span_in_context
 
-from common import NoopExporter, NoopProcessor, added, alternate, delta_summary, emit
+from common import NoopExporter, NoopProcessor, added, alternate, delta_summary, emit, quick_run
 from otel_slowstack import SlowStackProcessor
 
 SERVER_ATTRS = {"http.request.method": "GET", "url.path": "/orders/7", "url.scheme": "http", "server.port": 8000}
@@ -108,7 +107,7 @@ def flask_request(tp: TracerProvider):
 
 
 def main() -> None:
-    quick = "--quick" in sys.argv
+    quick = quick_run(__doc__)
     # Many short rounds: the two halves of a pair run close together in time,
     # so a burst of load on a shared machine hits both alike.
     rounds = 24 if quick else 120

@@ -15,7 +15,7 @@ import threading
 import time
 import tracemalloc
 
-from common import emit
+from common import emit, quick_run
 from otel_slowstack.capture.local_variables import local_lines
 from otel_slowstack.settings import Settings
 
@@ -34,7 +34,7 @@ def park(ready: threading.Event, release: threading.Event, box: dict) -> None:
 
 
 def main() -> None:
-    rounds = 50 if "--quick" in sys.argv else 500
+    rounds = 50 if quick_run(__doc__) else 500
     ready, release, box = threading.Event(), threading.Event(), {}
     thread = threading.Thread(target=park, args=(ready, release, box))
     thread.start()

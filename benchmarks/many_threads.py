@@ -16,7 +16,7 @@ from pathlib import Path
 
 from opentelemetry.sdk.trace import TracerProvider
 
-from common import emit, quartiles
+from common import emit, quartiles, quick_run
 from otel_slowstack import SlowStackProcessor
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
@@ -24,7 +24,7 @@ from support.crowd import THREADS, Crowd  # noqa: E402  (the test suite's helper
 
 
 def main() -> None:
-    quick = "--quick" in sys.argv
+    quick = quick_run(__doc__)
     pairs, seconds = (3, 1.0) if quick else (6, 2.0)
     bare = TracerProvider(shutdown_on_exit=False)
     watched = TracerProvider(shutdown_on_exit=False)

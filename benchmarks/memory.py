@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import gc
-import sys
 import threading
 import time
 
@@ -12,7 +11,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 from opentelemetry.trace import SpanKind
 
-from common import emit, rss_bytes
+from common import emit, quick_run, rss_bytes
 from otel_slowstack import SlowStackProcessor
 
 THREADS = 20
@@ -24,7 +23,7 @@ class NoopExporter(SpanExporter):
 
 
 def main() -> None:
-    total = 100_000 if "--quick" in sys.argv else 1_000_000
+    total = 100_000 if quick_run(__doc__) else 1_000_000
     provider = TracerProvider()
     provider.add_span_processor(BatchSpanProcessor(NoopExporter(), max_queue_size=1 << 14))
     processor = SlowStackProcessor(threshold="2ms", interval="1ms", max_samples=2, snapshot_after=None)

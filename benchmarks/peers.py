@@ -17,7 +17,6 @@ alternating over rounds, process CPU time, µs added per request.
 from __future__ import annotations
 
 import os
-import sys
 import tempfile
 import warnings
 
@@ -29,7 +28,7 @@ from django.conf import settings  # noqa: E402
 
 django.setup()
 
-from common import added, alternate, emit  # noqa: E402
+from common import added, alternate, emit, quick_run  # noqa: E402
 from django_compare import handler, request  # noqa: E402
 
 
@@ -77,7 +76,7 @@ def sentry_cost(number: int, rounds: int) -> dict:
 
 
 def main() -> None:
-    quick = "--quick" in sys.argv
+    quick = quick_run(__doc__)
     rounds, number = (12, 50) if quick else (60, 100)
     results: dict = {}
     try:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import _thread
 import random
-import sys
 import threading
 import time
 
@@ -20,7 +19,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
-from common import emit, percentile
+from common import emit, percentile, quick_run
 from otel_slowstack import SlowStackProcessor
 
 THRESHOLD_MS = 50
@@ -94,7 +93,7 @@ def lateness(busy_threads: int, requests: int) -> dict:
 
 
 def main() -> None:
-    quick = "--quick" in sys.argv
+    quick = quick_run(__doc__)
     requests = 48 if quick else 240
     emit({"promptness": [lateness(n, requests) for n in (0, 2, 8)]})
 

@@ -16,6 +16,7 @@ RESULTS.md; the others still are.
 
 from __future__ import annotations
 
+import argparse
 import datetime
 import json
 import os
@@ -415,12 +416,15 @@ def readme_costs(r: dict, quick: bool) -> str:
 
 
 def main() -> None:
-    quick = "--quick" in sys.argv
-    names = BENCHMARKS
-    if "--only" in sys.argv:
-        names = sys.argv[sys.argv.index("--only") + 1].split(",")
+    parser = argparse.ArgumentParser(description="Run the benchmarks; write results.json, RESULTS.md and readme_costs.md.")
+    parser.add_argument("--quick", action="store_true", help="a smoke run (under 2 minutes): verdicts indicative only")
+    parser.add_argument("--only", metavar="NAMES", help="comma-separated benchmarks: " + ",".join(BENCHMARKS))
+    parser.add_argument("--report", action="store_true", help="rewrite RESULTS.md from results.json, running nothing")
+    options = parser.parse_args()
+    quick = options.quick
+    names = options.only.split(",") if options.only else BENCHMARKS
     results, errors, durations = {}, {}, {}
-    if "--report" in sys.argv:
+    if options.report:
         saved = json.loads((HERE / "results.json").read_text())
         quick, results, errors, about = saved["quick"], saved["results"], saved["errors"], saved["machine"]
         names = []

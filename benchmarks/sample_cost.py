@@ -28,7 +28,7 @@ import time
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import SpanKind
 
-from common import emit, percentile
+from common import emit, percentile, quick_run
 from otel_slowstack import SlowStackProcessor
 from otel_slowstack import sample
 
@@ -99,7 +99,7 @@ def timed(fn) -> int:
 
 
 def main() -> None:
-    quick = "--quick" in sys.argv
+    quick = quick_run(__doc__)
     repeats = 300 if quick else 3000
     provider = TracerProvider(shutdown_on_exit=False)
     processor = SlowStackProcessor(threshold="600s")

@@ -10,14 +10,13 @@ time; and 1,000 spans in flight of which none is due.
 
 from __future__ import annotations
 
-import sys
 import threading
 import time
 
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import SpanKind
 
-from common import emit
+from common import emit, quick_run
 from otel_slowstack import SlowStackProcessor
 
 RATE = 500
@@ -53,7 +52,7 @@ def traffic(tracer, seconds: float) -> int:
 
 
 def main() -> None:
-    seconds = 3.0 if "--quick" in sys.argv else 20.0
+    seconds = 3.0 if quick_run(__doc__) else 20.0
     provider = TracerProvider(shutdown_on_exit=False)
     processor = SlowStackProcessor()  # default settings
     provider.add_span_processor(processor)
