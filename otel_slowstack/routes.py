@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
+from otel_slowstack.lru import LRU
+
 #: Route keys are cached after their first match; URL paths are unbounded,
 #: so the cache is cleared when it reaches this size.
 _CACHE_SIZE = 2048
@@ -61,7 +63,9 @@ class RouteTable:
 
     def __init__(self, rules: tuple[RouteRule, ...]) -> None:
         self.rules = rules
-        self._cache: dict[str, Any] = {}
+        #: Route keys are as many as the application has routes, or (unrouted
+        #: URL paths) as many as attackers invent: bounded, stalest out first.
+        self._cache: LRU[Any] = LRU(_CACHE_SIZE)
 
     def __bool__(self) -> bool:
         return bool(self.rules)
@@ -75,7 +79,5 @@ class RouteTable:
                 if rule.matches(key):
                     hit = rule
                     break
-            if len(self._cache) >= _CACHE_SIZE:
-                self._cache.clear()
-            self._cache[key] = hit
+            self._cache.put(key, hit)
         return None if hit is self._NO_MATCH else hit

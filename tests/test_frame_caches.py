@@ -15,7 +15,7 @@ import pytest
 
 from otel_slowstack.capture import frames, stacktrace
 from otel_slowstack.capture.frames import frame_lines, lines_of
-from otel_slowstack.capture.lru import LRU
+from otel_slowstack.lru import LRU
 from otel_slowstack.capture.stacktrace import FrameLine, format_stack
 
 pytestmark = pytest.mark.unit

@@ -11,7 +11,7 @@
 - ``frames``: live frames to plain ``FrameLine`` data, cached per (code,
   offset); ``local_variables`` and ``redaction`` for locals;
 - ``stacktrace``: ``FrameLine`` data to one bounded ``code.stacktrace`` value;
-- ``cpu``: another thread's CPU clock; ``lru``: the bounded cache they share.
+- ``cpu``: another thread's CPU clock (the bounded caches are ``otel_slowstack.lru``'s).
 
 Private parts of the interpreter, asyncio, greenlet and gevent read here
 live in ``otel_slowstack.seams``.

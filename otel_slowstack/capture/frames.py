@@ -26,7 +26,7 @@ from typing import Optional, Pattern
 from otel_slowstack import seams
 from otel_slowstack.capture.entry import frames_from_entry
 from otel_slowstack.capture.local_variables import local_lines
-from otel_slowstack.capture.lru import LRU
+from otel_slowstack.lru import LRU
 from otel_slowstack.lifecycle import afterfork
 from otel_slowstack.capture.stacktrace import FrameLine
 

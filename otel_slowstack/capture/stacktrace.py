@@ -18,7 +18,7 @@ from itertools import accumulate
 from operator import attrgetter
 from typing import NamedTuple, Sequence
 
-from otel_slowstack.capture.lru import LRU
+from otel_slowstack.lru import LRU
 
 
 class FrameLine(NamedTuple):
