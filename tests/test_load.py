@@ -113,14 +113,19 @@ def test_otlp_endpoint_down_or_slow(logged, endpoint_state):
 
         def serve(n: int) -> None:
             for i in range(300):
-                with tracer.start_as_current_span("GET /x", kind=SpanKind.SERVER):
+                with tracer.start_as_current_span("GET /x", kind=SpanKind.SERVER) as span:
                     if i % 50 == 0:
+                        span.set_attribute("test.slow", True)
                         time.sleep(0.25)  # slow enough for samples and a snapshot
 
         assert raised_in_threads(serve, 4) == []
         finished = memory.get_finished_spans()
-        sampled = [s for s in finished if s.name == "GET /x" and any(e.name == "slowstack.sample" for e in s.events)]
-        assert len(sampled) == 4 * 6
+        requests = [s for s in finished if s.name == "GET /x"]
+        sampled = [s for s in requests if any(e.name == "slowstack.sample" for e in s.events)]
+        slow = [s for s in requests if s.attributes.get("test.slow")]
+        assert len(slow) == 4 * 6 and all(s in sampled for s in slow)
+        # A fast request is sampled only if a loaded machine kept it past the threshold.
+        assert all(s.end_time - s.start_time >= 50_000_000 for s in sampled if s not in slow)
         snapshots = [s for s in finished if s.name == "slowstack.snapshot"]
         assert len(snapshots) >= 4 * 6 and all(s.events for s in snapshots)
         assert processor.watched_count() == 0

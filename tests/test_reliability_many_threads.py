@@ -16,6 +16,7 @@ against the old collapse, with a margin for a loaded machine.
 
 from __future__ import annotations
 
+import statistics
 
 from opentelemetry.sdk.trace import TracerProvider
 from support.crowd import Crowd
@@ -23,7 +24,10 @@ from support.crowd import Crowd
 from otel_slowstack import SlowStackProcessor
 
 ROUND_S = 1.0
-ROUNDS = 3
+#: Pairs of rounds; the median pair is judged, so a few rounds disturbed by
+#: other jobs on the machine do not decide, while the old collapse (every
+#: pair near 55 %) still fails.
+ROUNDS = 5
 
 
 def test_three_thousand_slow_spans_cost_the_application_little_progress():
@@ -33,15 +37,16 @@ def test_three_thousand_slow_spans_cost_the_application_little_progress():
     watched.add_span_processor(processor)
     crowd = Crowd()
     try:
-        without, with_ = 0, 0
+        ratios = []
         for _ in range(ROUNDS):
-            without += crowd.round(bare.get_tracer("bare"), ROUND_S)
-            with_ += crowd.round(watched.get_tracer("watched"), ROUND_S)
+            without = crowd.round(bare.get_tracer("bare"), ROUND_S)
+            with_ = crowd.round(watched.get_tracer("watched"), ROUND_S)
+            ratios.append(with_ / without)
     finally:
         crowd.close()
     fired = processor._watchdog.wakeups
     processor.shutdown()
     assert fired > 0  # it did watch them
     assert processor.watched_count() == 0
-    ratio = with_ / without
-    assert ratio > 0.75, f"the application kept {ratio:.0%} of its progress"
+    ratio = statistics.median(ratios)
+    assert ratio > 0.75, f"the application kept {ratio:.0%} of its progress (pairs: {ratios})"
