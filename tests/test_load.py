@@ -76,18 +76,26 @@ def test_32_threads_around_the_threshold(logged, make_sdk):
     assert raised_in_threads(serve, 32) == []
     roots = [s for s in sdk.exporter.get_finished_spans() if s.kind is SpanKind.SERVER]
     assert len(roots) == 32 * 60
-    # On a busy 2-core box the watchdog may be a few tens of ms late, so only
-    # spans well past the threshold must have a sample; none under it may.
+    # None under the threshold may have a sample. Over it, on a busy 2-core box
+    # the watchdog may be late, and with this many slow spans it also meets its
+    # CPU budget (samples later and sparser, by design): so spans well past the
+    # threshold must nearly all have one, not every one (such spans exist only when
+    # the machine is loaded enough to oversleep them).
     slack_ns = 200 * 1_000_000
+    well_past, missed = 0, []
     for span in roots:
         duration = span.end_time - span.start_time
         found = samples(span)
         if duration < THRESHOLD_MS * 1_000_000:
             assert found == [], f"{span.name} ran {duration / 1e6:.1f} ms and has a sample"
         elif duration > THRESHOLD_MS * 1_000_000 + slack_ns:
-            assert found, f"{span.name} ran {duration / 1e6:.1f} ms with no sample"
+            well_past += 1
+            if not found:
+                missed.append(f"{span.name} ran {duration / 1e6:.1f} ms with no sample")
         for sample in found:
             assert sample["slowstack.elapsed_ms"] >= THRESHOLD_MS
+    assert len(missed) <= max(2, well_past // 10), missed
+    assert sum(1 for span in roots if samples(span)) > len(roots) // 10  # up to 2.5x the threshold: many are sampled
     assert sdk.processor.watched_count() == 0
     deadline = time.monotonic() + 5
     while sdk.processor._schedule.pending() and time.monotonic() < deadline:
