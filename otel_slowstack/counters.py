@@ -40,18 +40,30 @@ from contextvars import ContextVar
 from types import FrameType
 from typing import Any, Optional
 
-from otel_slowstack.conventions import (CODE_STACKTRACE, DB_COUNT, DB_DURATION_MS, DB_QUERY_TEXT, DB_STATEMENT,
-                                        DB_SYSTEM, DB_SYSTEM_NAME, HTTP_COUNT, HTTP_DURATION_MS, HTTP_METHOD,
-                                        HTTP_REQUEST_METHOD, N_PLUS_ONE_EVENT, REPEAT_COUNT)
-from otel_slowstack.lifecycle import quiet
-from otel_slowstack.sql import normalized
 from otel_slowstack.capture.entry import entry_candidates, find_entry
 from otel_slowstack.capture.frames import frame_lines
 from otel_slowstack.capture.machinery import is_carrier
+from otel_slowstack.capture.stacktrace import format_stack
+from otel_slowstack.conventions import (
+    CODE_STACKTRACE,
+    DB_COUNT,
+    DB_DURATION_MS,
+    DB_QUERY_TEXT,
+    DB_STATEMENT,
+    DB_SYSTEM,
+    DB_SYSTEM_NAME,
+    HTTP_COUNT,
+    HTTP_DURATION_MS,
+    HTTP_METHOD,
+    HTTP_REQUEST_METHOD,
+    N_PLUS_ONE_EVENT,
+    REPEAT_COUNT,
+)
+from otel_slowstack.lifecycle import quiet
 from otel_slowstack.lifecycle.realthread import get_ident
 from otel_slowstack.sample import stack_budget
 from otel_slowstack.settings import Settings
-from otel_slowstack.capture.stacktrace import format_stack
+from otel_slowstack.sql import normalized
 from otel_slowstack.watched import Watched
 
 #: Distinct normalised statements counted per watched span; later ones are not.

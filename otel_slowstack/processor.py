@@ -35,21 +35,29 @@ from opentelemetry.sdk.trace import Span, SpanProcessor
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from otel_slowstack import counters, failures, seams, snapshot
-from otel_slowstack.lifecycle import interrupt, interrupt_signal, quiet, shutdown
-from otel_slowstack.lifecycle.process_hooks import install as install_process_hooks
 from otel_slowstack.capture.entry import starter_of_span_being_started
-from otel_slowstack.lifecycle.interrupt import SlowRequestInterrupted
 from otel_slowstack.capture.owners import task_or_greenlet_owner
+from otel_slowstack.conventions import (
+    INTERRUPT_WITHHELD,
+    SAMPLE_EVENT,
+    SAMPLES,
+    TRIGGER_INTERRUPT,
+    TRIGGER_INTERVAL,
+    TRIGGER_SNAPSHOT,
+    TRIGGER_THRESHOLD,
+    route_key,
+)
+from otel_slowstack.lifecycle import interrupt, interrupt_signal, quiet, shutdown
+from otel_slowstack.lifecycle.interrupt import SlowRequestInterrupted
+from otel_slowstack.lifecycle.process_hooks import install as install_process_hooks
 from otel_slowstack.lifecycle.realthread import get_ident
-from otel_slowstack.seams import get_running_loop as _get_running_loop
-from otel_slowstack.conventions import (INTERRUPT_WITHHELD, SAMPLE_EVENT, SAMPLES, TRIGGER_INTERRUPT, TRIGGER_INTERVAL,
-                                        TRIGGER_SNAPSHOT, TRIGGER_THRESHOLD, route_key)
 from otel_slowstack.sample import cpu_baseline, sample_attributes
-from otel_slowstack.settings import Settings
-from otel_slowstack.seams import SDK_CALLS_ON_ENDING as ON_ENDING
 from otel_slowstack.schedule import BASELINE, INTERRUPT, SAMPLE, SNAPSHOT, Schedule, Timeline, first_due
-from otel_slowstack.watched import Watched
+from otel_slowstack.seams import SDK_CALLS_ON_ENDING as ON_ENDING
+from otel_slowstack.seams import get_running_loop as _get_running_loop
+from otel_slowstack.settings import Settings
 from otel_slowstack.watchdog import watchdog
+from otel_slowstack.watched import Watched
 
 _logger = logging.getLogger("otel_slowstack")
 

@@ -11,11 +11,11 @@ from __future__ import annotations
 import time
 from typing import Any, Optional
 
-from otel_slowstack.capture import cpu
 from otel_slowstack import conventions, sql
+from otel_slowstack.capture import cpu
 from otel_slowstack.capture.frames import current_frames
-from otel_slowstack.settings import Settings
 from otel_slowstack.capture.stacktrace import format_stack
+from otel_slowstack.settings import Settings
 from otel_slowstack.watched import Watched
 
 #: A snapshot taken this soon after a sample (both due at the same moment,

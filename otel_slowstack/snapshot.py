@@ -59,8 +59,8 @@ from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.trace import SpanKind
 
 from otel_slowstack import failures, seams
-from otel_slowstack.lifecycle import realthread
 from otel_slowstack.conventions import SAMPLE_EVENT, SNAPSHOT_SPAN, subject_attributes
+from otel_slowstack.lifecycle import realthread
 from otel_slowstack.lifecycle.service_thread import serve_each_wakeup
 from otel_slowstack.version import __version__
 

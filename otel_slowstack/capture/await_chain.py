@@ -36,6 +36,7 @@ import gc
 from types import AsyncGeneratorType, CoroutineType, FrameType, FunctionType, GeneratorType
 from typing import Any, NamedTuple
 
+from otel_slowstack.capture.pool_threads import is_concurrent, is_pending
 from otel_slowstack.seams import (
     AWAIT_WRAPPERS,
     FUTURE_TYPES,
@@ -45,7 +46,6 @@ from otel_slowstack.seams import (
     task_group_tasks,
     task_group_types,
 )
-from otel_slowstack.capture.pool_threads import is_concurrent, is_pending
 
 #: Coroutine frames kept at most (the formatter elides far below this).
 MAX_CHAIN = 1024

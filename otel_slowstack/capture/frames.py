@@ -19,16 +19,17 @@ import os
 import site
 import sys
 import sysconfig
-from operator import attrgetter, is_ as _is
+from operator import attrgetter
+from operator import is_ as _is
 from types import FrameType
 from typing import Optional, Pattern
 
 from otel_slowstack import seams
 from otel_slowstack.capture.entry import frames_from_entry
 from otel_slowstack.capture.local_variables import local_lines
-from otel_slowstack.lru import LRU
-from otel_slowstack.lifecycle import afterfork
 from otel_slowstack.capture.stacktrace import FrameLine
+from otel_slowstack.lifecycle import afterfork
+from otel_slowstack.lru import LRU
 
 #: Frames turned into data at most: the entry and the innermost ones. Deeper
 #: stacks (a runaway recursion) keep both ends, the middle counted as elided.

@@ -12,7 +12,7 @@ this one waits for it, ``loop_blocked_by`` names that task's span.
 
 from __future__ import annotations
 
-from types import FrameType, MethodType, BuiltinMethodType
+from types import BuiltinMethodType, FrameType, MethodType
 from typing import Any, Callable, Optional, Pattern
 
 from otel_slowstack.capture.async_exception import send_parked, withdraw_from

@@ -57,7 +57,8 @@ import time
 from types import FrameType
 from typing import Any, Iterable, Optional
 
-from otel_slowstack.capture.machinery import CODE, CONTEXTLIB_BODIES as _CONTEXTLIB_BODIES
+from otel_slowstack.capture.machinery import CODE
+from otel_slowstack.capture.machinery import CONTEXTLIB_BODIES as _CONTEXTLIB_BODIES
 from otel_slowstack.capture.machinery import INSTRUMENTATION, NEVER, STDLIB, landing_kind
 from otel_slowstack.conventions import WITHHELD_UNSCOPED
 

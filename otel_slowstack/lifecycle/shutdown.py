@@ -43,9 +43,9 @@ from types import FrameType
 from typing import Any, Callable, Optional
 
 from otel_slowstack import failures, snapshot
+from otel_slowstack.capture.frames import current_frames
 from otel_slowstack.conventions import TRIGGER_SHUTDOWN, TRIGGER_SIGNAL
 from otel_slowstack.lifecycle import quiet, realthread
-from otel_slowstack.capture.frames import current_frames
 
 _logger = logging.getLogger("otel_slowstack")
 

@@ -29,7 +29,14 @@ from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 from typing import Iterable, Optional
 
-from otel_slowstack.conventions import DB_DURATION_MS, SNAPSHOT_SPAN, TRIGGER_INTERRUPT, TRIGGER_SHUTDOWN, TRIGGER_SIGNAL
+from otel_slowstack.conventions import (
+    DB_DURATION_MS,
+    SNAPSHOT_SPAN,
+    TRIGGER_INTERRUPT,
+    TRIGGER_SHUTDOWN,
+    TRIGGER_SIGNAL,
+)
+
 from .durations import Durations
 from .samples import NPlusOne, Sample, in_flight_parts, n_plus_ones_of, route_of, samples_of, snapshot_route
 from .sources.record import SpanRecord

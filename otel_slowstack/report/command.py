@@ -35,8 +35,9 @@ class TerminalProgress(Progress):
 
     def __init__(self) -> None:
         from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+        from rich.progress import BarColumn, MofNCompleteColumn
         from rich.progress import Progress as Bar
+        from rich.progress import TextColumn, TimeElapsedColumn
 
         self._console = Console(stderr=True)
         self._bar = Bar(

@@ -18,6 +18,7 @@ from typing import Any, Iterator, Optional
 
 from otel_slowstack import conventions
 from otel_slowstack.conventions import N_PLUS_ONE_EVENT, SAMPLE_EVENT
+
 from .sources.record import SpanRecord
 from .stacks import parse_stack
 

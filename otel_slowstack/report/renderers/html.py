@@ -15,6 +15,7 @@ import html
 import json
 
 from otel_slowstack.version import __version__
+
 from ..stacks import Frame
 from .ranking import HEADERS, coverage_line, duration, killed_summary, outcome_text, ranking_caption, ranking_rows
 from .text import stack_summary

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 
 from otel_slowstack.version import __version__
+
 from ..stacks import Frame
 from .ranking import killed_summary
 

@@ -24,8 +24,8 @@ from typing import Any, Iterator, Optional
 
 from ..errors import ReportError
 from . import otlp_json
-from .otlp_json import _dict, _list
 from .http import HttpStatusError
+from .otlp_json import _dict, _list
 from .record import EventRecord, Skipped, SpanRecord
 
 

@@ -20,6 +20,7 @@ import re
 from typing import Any, Iterator, Optional
 
 from otel_slowstack.conventions import SERVICE_NAME
+
 from .record import EventRecord, Skipped, SpanRecord
 
 _HEX_ID = re.compile(r"\A(?:[0-9a-fA-F]{16}|[0-9a-fA-F]{32})\Z")

@@ -23,6 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Iterator, Optional
 
 from otel_slowstack.conventions import N_PLUS_ONE_EVENT, SAMPLE_EVENT, SAMPLES, SERVICE_NAME, SNAPSHOT_SPAN
+
 from ..errors import ReportError
 from . import otlp_json
 from .http import HttpStatusError

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 from otel_slowstack.conventions import HTTP_METHOD, HTTP_REQUEST_METHOD, HTTP_ROUTE, SERVICE_NAME
+
 from ..errors import ReportError
 from . import otlp_json
 
