@@ -97,12 +97,6 @@ class Calls:
         #: ``slowstack.n_plus_one`` events added so far (a lost increment is harmless)
         self.repeats_reported = 0
 
-    def of_thread(self, ident: int) -> ThreadCalls:
-        mine = self.by_thread.get(ident)
-        if mine is None:
-            mine = self.by_thread.setdefault(ident, ThreadCalls())
-        return mine
-
     def totals(self) -> tuple:
         """``(db_count, db_ns, http_count, http_ns)`` over every thread."""
         db_count = db_ns = http_count = http_ns = 0

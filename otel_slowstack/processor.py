@@ -118,7 +118,7 @@ class SlowStackProcessor(SpanProcessor):
     # -- hot path ------------------------------------------------------------
 
     def on_start(self, span: Span, parent_context: Any = None) -> None:
-        # The SDK span's fields, read directly (``seams.SPAN_FIELDS``): its
+        # The SDK span's fields, read directly (checked once: ``seams.SPAN_FIELDS_READABLE``): its
         # properties are Python calls, several on every span. ``SpanContext``
         # is a tuple (trace_id, span_id, is_remote, ...).
         try:
