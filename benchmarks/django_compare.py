@@ -7,12 +7,13 @@ handler. Four variants alternate round by round:
 - Dogslow: the app with Dogslow's middleware;
 - OTel: the app with OpenTelemetry's Django instrumentation (SDK, one
   BatchSpanProcessor, no-op exporter);
-- OTel + otel-slowstack: the same with ``SlowStackProcessor`` added.
+- OTel + otel-slowstack: the same with ``SlowStackProcessor`` added;
+- OTel + Dogslow: the instrumented app with Dogslow's middleware added.
 
 Every variant is reported as µs added per request over the same bare
-request. What each tool adds by itself: Dogslow over the bare app, and
-otel-slowstack over the OTel-instrumented app (what a user who already
-traces pays to add it). With 1, 100 and 10,000 requests in flight: the
+request. What each tool adds by itself, over the same base: otel-slowstack
+and Dogslow each over the OTel-instrumented app (what a user who already
+traces pays to add either); Dogslow over the bare app is shown too. With 1, 100 and 10,000 requests in flight: the
 measured one plus others still running (Dogslow: jobs in its timer, as its
 middleware schedules them; otel-slowstack: watched spans open).
 """
@@ -67,12 +68,18 @@ def request(app: WSGIHandler):
     return run
 
 
-def dogslow_middleware(app: WSGIHandler):
-    request(app)()  # its timer thread starts on the first request
-    for obj in gc.get_objects():
-        if type(obj).__name__ == "WatchdogMiddleware":
-            return obj
-    raise RuntimeError("dogslow middleware not found")
+def dogslow_timers(*apps: WSGIHandler) -> list:
+    """The timers of Dogslow's middleware in these apps (each started by a first request)."""
+    for app in apps:
+        request(app)()
+    timers = {
+        id(obj.timer): obj.timer
+        for obj in gc.get_objects()
+        if type(obj).__name__ == "WatchdogMiddleware" and obj.timer is not None
+    }
+    if len(timers) < len(apps):
+        raise RuntimeError(f"{len(timers)} Dogslow timers running for {len(apps)} apps")
+    return list(timers.values())
 
 
 def main() -> None:
@@ -81,7 +88,6 @@ def main() -> None:
 
     bare = handler([])
     with_dogslow = handler(["dogslow.WatchdogMiddleware"])
-    middleware = dogslow_middleware(with_dogslow)
 
     provider = TracerProvider(shutdown_on_exit=False)
     provider.add_span_processor(BatchSpanProcessor(NoopExporter(), max_queue_size=1 << 16, max_export_batch_size=4096))
@@ -89,6 +95,8 @@ def main() -> None:
 
     DjangoInstrumentor().instrument(tracer_provider=provider)
     instrumented = handler(settings.MIDDLEWARE)  # now with OpenTelemetry's middleware
+    instrumented_dogslow = handler(settings.MIDDLEWARE + ["dogslow.WatchdogMiddleware"])
+    timers = dogslow_timers(with_dogslow, instrumented_dogslow)
     # Adding and removing the processor between rounds: the SDK's list of
     # processors, swapped in every variant alike so the swap costs all the same.
     multi = provider._active_span_processor
@@ -108,14 +116,16 @@ def main() -> None:
         "dogslow": variant(with_dogslow, sdk_only),
         "otel": variant(instrumented, sdk_only),
         "otel+ours": variant(instrumented, with_ours),
+        "otel+dogslow": variant(instrumented_dogslow, sdk_only),
     }
     tracer = provider.get_tracer("bench")
     held: list = []
     results: dict = {}
     for in_flight in (1, 100, 10_000):
         others = in_flight - 1
-        while len(middleware.timer._jobs) < others:
-            middleware.timer.run_later(lambda: None, 3600)
+        for timer in timers:
+            while len(timer._jobs) < others:
+                timer.run_later(lambda: None, 3600)
         multi._span_processors = with_ours
         while len(held) < others:
             held.append(tracer.start_span("GET /held", kind=SpanKind.SERVER))
@@ -124,7 +134,11 @@ def main() -> None:
             "dogslow_over_bare": added(r, "bare", "dogslow"),
             "otel_over_bare": added(r, "bare", "otel"),
             "otel_ours_over_bare": added(r, "bare", "otel+ours"),
+            "otel_dogslow_over_bare": added(r, "bare", "otel+dogslow"),
             "ours_over_otel": added(r, "otel", "otel+ours"),
+            "dogslow_over_otel": added(r, "otel", "otel+dogslow"),
+            # Round by round, the two tools over the same instrumented app: below zero, ours is lower.
+            "ours_minus_dogslow": added(r, "otel+dogslow", "otel+ours"),
         }
     multi._span_processors = with_ours
     for span in held:

@@ -9,15 +9,21 @@ after the same warm-up, and the difference is divided by N. Instructions are
 not time (cache misses are not counted), but they rank variants of Python
 code reliably. Slow: about 10 s of valgrind per case and variant.
 
-    python benchmarks/instructions.py [CASE ...]        # pair cur db http int unw
+    python benchmarks/instructions.py [--quick] [CASE ...]   # pair cur db http int unw
+
+The table goes to standard error; the last line of standard output is the
+JSON that ``run.py`` reads.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
+
+from common import emit
 
 CASES = ("pair", "cur", "db", "http", "int", "unw")
 OPERATIONS = {"pair": 300, "cur": 300, "unw": 300, "db": 40, "http": 40, "int": 40}
@@ -68,23 +74,48 @@ def per_operation(variant: str, case: str) -> float:
     return (_count(variant, case, n) - _count(variant, case, 0)) / n
 
 
-def main() -> None:
-    cases = [c for c in sys.argv[1:] if c in CASES] or list(CASES)
+#: Labels of the cases, as RESULTS.md shows them.
+LABELS = {
+    "pair": "SERVER span pair", "cur": "the same through `start_as_current_span`",
+    "db": "per database CLIENT child", "http": "per HTTP CLIENT child",
+    "int": "per INTERNAL child under a watched span", "unw": "span under no watched span",
+}
+
+
+def measure(cases: list) -> dict:
+    """``case -> {"sdk", "noop", "ours"}``: the SDK's instructions per
+    operation, and what each processor adds (per child for the child cases:
+    the request with children minus the bare request, over the children)."""
+    from hot_path import CHILDREN
+
     counts = {(v, c): per_operation(v, c) for c in set(cases) | {"pair"} for v in VARIANTS}
-    print(f"{'case':6} {'SDK':>9} {'+ no-op':>9} {'+ ours':>9}   instructions per operation (added over the SDK)")
+    result = {}
     for case in cases:
         sdk = counts[("sdk", case)]
-        row = [counts[(v, case)] - sdk for v in ("noop", "ours")]
-        if case in ("db", "http", "int"):  # per child: minus the bare request, over the children
-            from hot_path import CHILDREN
-
-            row = [(r - (counts[(v, "pair")] - counts[("sdk", "pair")])) / CHILDREN for r, v in zip(row, ("noop", "ours"))]
+        row = {v: counts[(v, case)] - sdk for v in ("noop", "ours")}
+        if case in ("db", "http", "int"):
+            row = {v: (r - (counts[(v, "pair")] - counts[("sdk", "pair")])) / CHILDREN for v, r in row.items()}
             sdk = (sdk - counts[("sdk", "pair")]) / CHILDREN
-        print(f"{case:6} {sdk:9.0f} {row[0]:+9.0f} {row[1]:+9.0f}")
+        result[case] = {"sdk": sdk, **row}
+    return result
+
+
+def main() -> None:
+    args = sys.argv[1:]
+    quick = "--quick" in args
+    cases = [c for c in args if c in CASES] or (["pair", "unw"] if quick else list(CASES))
+    if shutil.which("valgrind") is None:
+        emit({"instructions": {"unavailable": "valgrind is not installed"}})
+        return
+    result = measure(cases)
+    print(f"{'case':6} {'SDK':>9} {'+ no-op':>9} {'+ ours':>9}   instructions per operation (added over the SDK)",
+          file=sys.stderr)
+    for case, r in result.items():
+        print(f"{case:6} {r['sdk']:9.0f} {r['noop']:+9.0f} {r['ours']:+9.0f}", file=sys.stderr)
+    emit({"instructions": result})
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     if sys.argv[1:2] == ["--child"]:
         _child(sys.argv[2], sys.argv[3], int(sys.argv[4]))
     else:

@@ -28,8 +28,13 @@ from importlib import metadata
 from pathlib import Path
 from typing import Callable, Optional
 
+from instructions import LABELS as INSTRUCTION_CASES
+
 HERE = Path(__file__).resolve().parent
-BENCHMARKS = ["hot_path", "django_compare", "peers", "sample_cost", "watchdog_cost", "many_threads", "promptness", "memory"]
+BENCHMARKS = [
+    "hot_path", "django_compare", "peers", "sample_cost", "watchdog_cost", "many_threads", "promptness", "memory",
+    "instructions",
+]
 PACKAGES = [
     "otel-slowstack", "opentelemetry-api", "opentelemetry-sdk", "opentelemetry-instrumentation",
     "opentelemetry-instrumentation-flask", "opentelemetry-instrumentation-django", "flask", "django",
@@ -180,26 +185,31 @@ def hot_path(h: dict, django: Optional[dict], c: Checks) -> list:
 def django_section(d: dict, c: Checks) -> list:
     lines = [
         "Every variant as µs added per request over the same bare request (the app alone), measured in the same "
-        "rounds; the last two columns compare what each tool adds by itself: Dogslow over the bare app, "
-        "otel-slowstack over the OTel-instrumented app.",
+        "rounds. What each tool adds by itself is compared over the same base, the OTel-instrumented app: "
+        "otel-slowstack's processor against Dogslow's middleware added to it, and their difference round by "
+        "round (below zero: otel-slowstack lower). Dogslow over the bare app is shown too.",
         "",
-        "| in flight | bare | + Dogslow | + OTel | + OTel + otel-slowstack | Dogslow's own (over bare) | "
-        "otel-slowstack's own (over OTel) | ours lower |",
-        "|---|---|---|---|---|---|---|---|",
+        "| in flight | bare | + Dogslow | + OTel | + OTel + otel-slowstack | + OTel + Dogslow | "
+        "otel-slowstack over OTel | Dogslow over OTel | difference (IQR) | ours lower |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     shows = []
     for n, r in d.items():
-        dog, ours = r["dogslow_over_bare"], r["ours_over_otel"]
-        lower = ours["added_us"] < dog["added_us"]
+        ours, dog, diff = r["ours_over_otel"], r["dogslow_over_otel"], r["ours_minus_dogslow"]
+        lower = diff["added_us"] < 0
+        noisy = diff["added_q1_us"] < 0 <= diff["added_q3_us"]
         lines.append(
-            f"| {int(n):,} | {us(dog['base_us'])} | {plus(dog['added_us'])} | {plus(r['otel_over_bare']['added_us'])} | "
-            f"{plus(r['otel_ours_over_bare']['added_us'])} | {plus(dog['added_us'])} (IQR {iqr(dog)}) | "
-            f"{plus(ours['added_us'])} (IQR {iqr(ours)}) | "
-            f"{c.check(f'lower than Dogslow, {int(n):,} in flight', 'µs added', lower, ours['added_q1_us'] < dog['added_us'] < ours['added_q3_us'])} |")
+            f"| {int(n):,} | {us(r['dogslow_over_bare']['base_us'])} | {plus(r['dogslow_over_bare']['added_us'])} | "
+            f"{plus(r['otel_over_bare']['added_us'])} | {plus(r['otel_ours_over_bare']['added_us'])} | "
+            f"{plus(r['otel_dogslow_over_bare']['added_us'])} | {plus(ours['added_us'])} | {plus(dog['added_us'])} | "
+            f"{plus(diff['added_us'])} ({iqr(diff)}) | "
+            f"{c.check(f'lower than Dogslow, {int(n):,} in flight', 'µs added over the same base', lower, noisy)} |")
         shows.append(f"{int(n):,} in flight: {plus(ours['added_us'])} for otel-slowstack against "
-                     f"{plus(dog['added_us'])} for Dogslow")
-    lines += ["", "What this run shows: per request, " + "; ".join(shows) + ". The OpenTelemetry "
-              f"instrumentation itself adds {plus(d['1']['otel_over_bare']['added_us'])} to the bare request "
+                     f"{plus(dog['added_us'])} for Dogslow (Dogslow over the bare app: "
+                     f"{plus(r['dogslow_over_bare']['added_us'])})")
+    lines += ["", "What this run shows: per request, over the OTel-instrumented app, " + "; ".join(shows) +
+              ". The OpenTelemetry instrumentation itself adds "
+              f"{plus(d['1']['otel_over_bare']['added_us'])} to the bare request "
               f"({us(d['1']['otel_over_bare']['base_us'])})."]
     return lines
 
@@ -332,6 +342,7 @@ SECTIONS: list = [
     ("many_threads", "6. 3,000 slow requests at once", lambda r, c: many_section(r["many_threads"], c)),
     ("promptness", "7. Promptness", lambda r, c: promptness_section(r["promptness"])),
     ("memory", "8. Memory", lambda r, c: memory_section(r["memory"], c)),
+    ("instructions", "9. The hot path in instructions", lambda r, c: instructions_section(r["instructions"])),
 ]
 
 
@@ -368,6 +379,26 @@ def report(results: dict, errors: dict, about: list, quick: bool) -> tuple:
     return "\n".join(head + body) + "\n", readme_costs(results, quick)
 
 
+def instructions_section(ins: dict) -> list:
+    if "unavailable" in ins:
+        return [f"Not measured: {ins['unavailable']}."]
+    lines = [
+        "The hot path's cases again, counted in machine instructions by valgrind (`benchmarks/instructions.py`): "
+        "a count that the machine's load does not move, unlike the CPU times above. The SDK with no other "
+        "processor; each variant runs with and without the operations after the same warm-up, and the "
+        "difference is divided by their number. Instructions are not time (cache misses and the "
+        "instructions' own costs are not counted), so there is no verdict here; they show where a change to "
+        "the hot path moves the cost.",
+        "",
+        "| case | SDK alone | + a processor that does nothing | + otel-slowstack | otel-slowstack, % of the SDK |",
+        "|---|---|---|---|---|",
+    ]
+    for case, r in ins.items():
+        lines.append(f"| {INSTRUCTION_CASES[case]} | {r['sdk']:,.0f} | {r['noop']:+,.0f} | {r['ours']:+,.0f} | "
+                     f"{100 * r['ours'] / r['sdk']:+.1f} % |")
+    return lines
+
+
 def readme_costs(r: dict, quick: bool) -> str:
     """The README's cost bullets, quoting only this run's figures."""
     out = [f"<!-- generated by benchmarks/run.py{' --quick' if quick else ''}; copy into the README -->"]
@@ -391,10 +422,10 @@ def readme_costs(r: dict, quick: bool) -> str:
             f"; a whole Django request: {r['django_compare']['1']['ours_over_otel']['added_pct']:+.1f} %."
             if "django_compare" in r else ".")))
     bullet("django_compare", lambda r: (
-        "- Against Dogslow on the same Django app, µs added per request by each tool itself (otel-slowstack over the "
-        "OpenTelemetry-instrumented app, Dogslow over the bare app): " + "; ".join(
+        "- Against Dogslow on the same OpenTelemetry-instrumented Django app, µs added per request by each tool "
+        "itself: " + "; ".join(
             f"{int(n):,} in flight, otel-slowstack {plus(v['ours_over_otel']['added_us'])}, "
-            f"Dogslow {plus(v['dogslow_over_bare']['added_us'])}"
+            f"Dogslow {plus(v['dogslow_over_otel']['added_us'])}"
             for n, v in r["django_compare"].items()) + "."))
     bullet("sample_cost", lambda r: (
         f"- One sample of a {r['sample_cost']['frames']}-frame stack, on the watchdog thread: "

@@ -63,7 +63,7 @@ from otel_slowstack.lifecycle import quiet
 from otel_slowstack.lifecycle.realthread import get_ident
 from otel_slowstack.sample import stack_budget
 from otel_slowstack.settings import Settings
-from otel_slowstack.sql import normalized
+from otel_slowstack.sql import MAX_STATEMENT_CHARS, normalized, normalized_short
 from otel_slowstack.watched import Watched
 
 #: Distinct normalised statements counted per watched span; later ones are not.
@@ -163,7 +163,10 @@ def child_ended(watched: Watched, span: Any, settings: Settings) -> None:
         mine.http_ns += duration
         return
     text = attributes.get(DB_QUERY_TEXT) or attributes.get(DB_STATEMENT)
-    key = normalized(text) if type(text) is str and text else None
+    if type(text) is str and text:
+        key = normalized_short(text) if len(text) <= MAX_STATEMENT_CHARS else normalized(text)
+    else:
+        key = None
     last = mine.db_last
     if last is not None and start < last[0] and last[1] <= end and (key is None or last[2] is None or key == last[2]):
         # This span encloses the last call counted on this thread: the same

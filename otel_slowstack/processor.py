@@ -35,7 +35,8 @@ from opentelemetry.sdk.trace import Span, SpanProcessor
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from otel_slowstack import counters, failures, seams, snapshot
-from otel_slowstack.capture.entry import starter_of_span_being_started
+from otel_slowstack.capture.entry import find_starter
+from otel_slowstack.capture.machinery import SPAN_MACHINERY, module_flags
 from otel_slowstack.capture.owners import task_or_greenlet_owner
 from otel_slowstack.conventions import (
     INTERRUPT_WITHHELD,
@@ -67,6 +68,9 @@ _logger = logging.getLogger("otel_slowstack")
 MAX_TRACKED = 100_000
 _UNKNOWN = object()
 _CLIENT = SpanKind.CLIENT
+_START_SPAN = seams.start_span_code()
+_get_frame = seams.get_frame
+_module_flags = module_flags
 monotonic_ns = time.monotonic_ns
 _modules = sys.modules
 
@@ -104,6 +108,9 @@ class SlowStackProcessor(SpanProcessor):
         self._schedule = Schedule(self._on_due, self._spans.get, self._watchdog)
         self._watchdog.add(self._schedule)
         self._lane = self._lane_for(self._threshold)
+        #: The code of the last span starter found outside the span machinery: a
+        #: server starts every request's span from the same place.
+        self._starter_code: Any = None
         self._shut_down = not (seams.SPAN_CONTEXT_IS_A_TUPLE and seams.SPAN_FIELDS_READABLE)
         if self._shut_down:
             self._kinds = ()
@@ -124,14 +131,15 @@ class SlowStackProcessor(SpanProcessor):
         try:
             parent = span._parent
             if parent is not None and not parent[2]:
-                watched = self._spans.get(parent[1])
+                spans = self._spans
+                watched = spans.get(parent[1])
                 if watched is not None:  # a descendant of a watched span: link it, nothing more
                     span_id = span._context[1]
                     children = watched.children
                     if children is None:
                         children = watched.open_children()
                     children[span_id] = span
-                    self._spans[span_id] = watched
+                    spans[span_id] = watched
                 return
             if span._kind not in self._kinds:  # empty once shut down
                 return
@@ -150,7 +158,27 @@ class SlowStackProcessor(SpanProcessor):
                         return
                     threshold = rule.threshold_ns
                     lane = self._lane_for(threshold)
-            starter = starter_of_span_being_started()
+            # Its starter: the first frame outwards that is not span-creation
+            # machinery (``entry.find_starter``, its first step inlined). On the
+            # SDK's usual path (``Tracer.start_span`` -> ``Span.start`` -> the
+            # multi-processor -> here) the walk begins right above start_span.
+            try:
+                frame = _get_frame(3)
+            except ValueError:  # fewer frames above: on_start called by hand
+                frame = None
+            if frame is not None and frame.f_code is _START_SPAN:
+                starter = frame.f_back
+                if starter.f_code is not self._starter_code:  # the same caller as last time: not machinery
+                    try:
+                        if _module_flags(starter.f_globals.get("__name__")) & SPAN_MACHINERY:
+                            starter = find_starter(starter.f_back)  # start_as_current_span, a decorator
+                        else:
+                            self._starter_code = starter.f_code
+                    except TypeError:  # a ``__name__`` that cannot be hashed: not machinery
+                        pass
+            else:  # ``Span.start()`` called directly, another SDK's layout
+                starter = find_starter(_get_frame(0).f_back)
+            del frame
             span_id = span._context[1]
             start_ns = monotonic_ns()
             watched = spans[span_id] = Watched(span, span_id, start_ns, threshold, get_ident(), starter)
@@ -160,8 +188,10 @@ class SlowStackProcessor(SpanProcessor):
                 if starter is not None:
                     watched.start_lasti = starter.f_lasti
                 interrupt_signal.install()  # a no-op but on the main thread, and there once
-            if lane is not None:
-                self._schedule.enqueue(lane, start_ns, span_id)
+            if lane is not None:  # ``Schedule.enqueue``, inlined
+                lane.append((start_ns, span_id))
+                if start_ns + lane.offset < self._watchdog.sleep_until:
+                    self._watchdog.wake()
         except Exception:
             self._failed("on_start")
 
@@ -192,7 +222,9 @@ class SlowStackProcessor(SpanProcessor):
                         self._write_totals(watched)
                 return
             watched.ended = True  # first: every reader checks it
-            if watched.interrupt_state or watched.children or watched.calls is not None or watched.fired:
+            # Most spans had neither. Client calls come only with children, an
+            # interrupt or a sample only after the watchdog fired the span.
+            if watched.children is not None or watched.fired:
                 self._root_ended(watched, span)
         except SlowRequestInterrupted:
             if not again:  # our interrupt landed in here: finish the bookkeeping
@@ -202,12 +234,16 @@ class SlowStackProcessor(SpanProcessor):
 
     if ON_ENDING:
         _on_ending = _span_ended
+        #: Nothing is left to do once the span has ended. ``id`` is C code that
+        #: takes the span and ignores it: the SDK calls this for every span it
+        #: ends, and a Python no-op would cost a frame each time.
+        on_end = staticmethod(id)  # type: ignore[assignment]
     else:
         on_end = _span_ended  # type: ignore[assignment]
 
     def _root_ended(self, watched: Watched, span: Any) -> None:
-        """The rest of a watched span's end, for one that had children, calls,
-        an interrupt or samples (most have none)."""
+        """The rest of a watched span's end, for one that had children (and so
+        perhaps calls) or was due once (and so perhaps samples or an interrupt)."""
         if watched.interrupt_state:
             interrupt.settle(watched)  # no interrupt may outlive the span
         children = watched.children

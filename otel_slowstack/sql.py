@@ -71,6 +71,12 @@ def _normalized(statement: str) -> str:
     return normalize(statement)
 
 
+#: ``normalize`` through the bounded cache, for a text of at most
+#: ``MAX_STATEMENT_CHARS`` (the C cache itself, called on every database
+#: span's end: ``counters.child_ended``); ``normalized`` for any text.
+normalized_short = _normalized
+
+
 def normalized(statement: str) -> str:
     """``normalize`` through the bounded cache; a long text is cut before it is a key."""
     if len(statement) > MAX_STATEMENT_CHARS:

@@ -142,6 +142,7 @@ def test_an_interrupt_decided_as_the_span_ends_is_taken_back(make_sdk):
     owner = watched.owner
     # The watchdog's side, step by step: it has marked its decision and seen
     # the span open; the thread now ends the span; the exception goes out.
+    watched.fired = True  # as ``Schedule._fire`` marks a span before any of its deadlines' work
     watched.interrupt_state = interrupt.DECIDING
     go.set()
     assert wait_until(lambda: watched.ended, timeout=10, interval=0.0005)

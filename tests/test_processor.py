@@ -82,11 +82,13 @@ def spin(seconds: float) -> int:
 
 
 def test_cpu_ratio_tells_computing_from_waiting(make_sdk):
-    sdk = make_sdk(threshold=200, max_samples=1)
+    # The first sample's ratio covers the last tenth of the threshold: 50 ms
+    # here, several scheduler slices even on a loaded machine.
+    sdk = make_sdk(threshold=500, max_samples=1)
     with sdk.tracer.start_as_current_span("GET /cpu", kind=SpanKind.SERVER):
-        spin(0.5)
+        spin(0.7)
     with sdk.tracer.start_as_current_span("GET /wait", kind=SpanKind.SERVER):
-        time.sleep(0.5)
+        time.sleep(0.7)
     computing = samples(sdk.finished("GET /cpu"))[0]["slowstack.cpu_ratio"]
     waiting = samples(sdk.finished("GET /wait"))[0]["slowstack.cpu_ratio"]
     # A sleeping thread burns next to nothing however busy the machine is; a

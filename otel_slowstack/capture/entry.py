@@ -27,36 +27,22 @@ from __future__ import annotations
 from types import FrameType
 from typing import Any, Optional
 
-from otel_slowstack import seams
 from otel_slowstack.capture import machinery
 from otel_slowstack.capture.machinery import OPENTELEMETRY, SPAN_MACHINERY
 
 #: Callers of a hook-style instrumentation frame that may mark the entry.
 HOOK_REACH = 4
 _WALK_LIMIT = 32
-_START_SPAN = seams.start_span_code()
-_get_frame = seams.get_frame
 _module_flags = machinery.module_flags
 
 
-def starter_of_span_being_started() -> Optional[FrameType]:
-    """``find_starter`` as called from ``SpanProcessor.on_start``, for less.
-
-    Every frame looked at costs a frame object. With the SDK's usual path
-    (``Tracer.start_span`` → ``Span.start`` → the multi-processor → us) the
-    first three are known, so the walk starts right above ``start_span``.
-    """
-    try:
-        frame = _get_frame(4)  # 0 here, 1 on_start, 2 multi-processor, 3 Span.start
-    except ValueError:
-        frame = None
-    if frame is not None and frame.f_code is _START_SPAN:
-        return find_starter(frame.f_back)
-    return find_starter(_get_frame(2))
-
-
 def find_starter(frame: Optional[FrameType]) -> Optional[FrameType]:
-    """The first frame outwards from ``frame`` that is not span-creation machinery."""
+    """The first frame outwards from ``frame`` that is not span-creation machinery.
+
+    ``SlowStackProcessor.on_start`` starts the walk itself, right above
+    ``Tracer.start_span`` (every frame looked at costs a frame object), and
+    calls this only when that first frame is machinery too.
+    """
     steps = 0
     try:
         while frame is not None and steps < _WALK_LIMIT:
