@@ -93,6 +93,9 @@ def main() -> None:
     provider.add_span_processor(BatchSpanProcessor(NoopExporter(), max_queue_size=1 << 16, max_export_batch_size=4096))
     from opentelemetry.instrumentation.django import DjangoInstrumentor
 
+    # The instrumentor inserts its middleware into the current setting, which
+    # ``handler`` last set to Dogslow's: start it from the app's own (none).
+    settings.MIDDLEWARE = []
     DjangoInstrumentor().instrument(tracer_provider=provider)
     instrumented = handler(settings.MIDDLEWARE)  # now with OpenTelemetry's middleware
     instrumented_dogslow = handler(settings.MIDDLEWARE + ["dogslow.WatchdogMiddleware"])

@@ -208,8 +208,11 @@ class SlowStackProcessor(SpanProcessor):
         SDK calls it (1.45: before any ``on_end``, the last moment attributes
         can still go on the span), else as ``on_end``."""
         try:
+            spans = self._spans
+            if not spans:  # nothing watched in flight
+                return
             span_id = span._context[1]
-            watched = self._spans.pop(span_id, None)
+            watched = spans.pop(span_id, None)
             if watched is None:
                 return
             if watched.span_id != span_id:  # a descendant
