@@ -70,7 +70,6 @@ _UNKNOWN = object()
 _CLIENT = SpanKind.CLIENT
 _START_SPAN = seams.start_span_code()
 _get_frame = seams.get_frame
-_module_flags = module_flags
 monotonic_ns = time.monotonic_ns
 _modules = sys.modules
 
@@ -170,7 +169,7 @@ class SlowStackProcessor(SpanProcessor):
                 starter = frame.f_back
                 if starter.f_code is not self._starter_code:  # the same caller as last time: not machinery
                     try:
-                        if _module_flags(starter.f_globals.get("__name__")) & SPAN_MACHINERY:
+                        if module_flags(starter.f_globals.get("__name__")) & SPAN_MACHINERY:
                             starter = find_starter(starter.f_back)  # start_as_current_span, a decorator
                         else:
                             self._starter_code = starter.f_code
@@ -178,7 +177,6 @@ class SlowStackProcessor(SpanProcessor):
                         pass
             else:  # ``Span.start()`` called directly, another SDK's layout
                 starter = find_starter(_get_frame(0).f_back)
-            del frame
             span_id = span._context[1]
             start_ns = monotonic_ns()
             watched = spans[span_id] = Watched(span, span_id, start_ns, threshold, get_ident(), starter)
@@ -188,10 +186,8 @@ class SlowStackProcessor(SpanProcessor):
                 if starter is not None:
                     watched.start_lasti = starter.f_lasti
                 interrupt_signal.install()  # a no-op but on the main thread, and there once
-            if lane is not None:  # ``Schedule.enqueue``, inlined
-                lane.append((start_ns, span_id))
-                if start_ns + lane.offset < self._watchdog.sleep_until:
-                    self._watchdog.wake()
+            if lane is not None:
+                self._schedule.enqueue(lane, start_ns, span_id)
         except Exception:
             self._failed("on_start")
 

@@ -222,11 +222,7 @@ class Schedule:
         return lane
 
     def enqueue(self, lane: Lane, start_ns: int, span_id: int) -> None:
-        """Queue ``span_id``, waking the watchdog only if it sleeps past the span's first deadline.
-
-        ``SlowStackProcessor.on_start`` does the same inline (a call less on
-        every watched span's start): a change here is a change there.
-        """
+        """Queue ``span_id``, waking the watchdog only if it sleeps past the span's first deadline."""
         lane.append((start_ns, span_id))
         waker = self._waker
         if waker is not None and start_ns + lane.offset < waker.sleep_until:

@@ -9,13 +9,19 @@ including when the same process starts spans in several ways in turn.
 from __future__ import annotations
 
 import _thread
+import re
 import threading
 
 import pytest
 from opentelemetry.sdk.trace import _Span as Span  # the SDK makes its spans as this class
 from opentelemetry.trace import SpanKind
 
+from otel_slowstack import sample
+
 pytestmark = pytest.mark.unit
+
+#: The first frame line of a formatted stack: its function's name.
+FRAME = re.compile(r'^  File "[^"]*", line \d+, in (\S+)$', re.M)
 
 
 @pytest.fixture
@@ -24,9 +30,13 @@ def sdk(make_sdk):
 
 
 def starter_of_open_span(sdk) -> str:
-    """The starter frame's function, read while the span is open."""
+    """The function a sample of the open span starts from, taken now on this
+    thread through the sampling path: the outermost frame of the
+    ``code.stacktrace`` a backend would show."""
     (watched,) = sdk.processor.open_roots()
-    return watched.starter.f_code.co_name
+    stack = sample.capture_stack(watched, sdk.processor.settings)
+    assert stack, "no stack: the span's entry is not on this thread's stack"
+    return FRAME.search(stack).group(1)
 
 
 def with_start_span(sdk) -> str:
@@ -96,6 +106,6 @@ def test_a_span_started_at_the_bottom_of_a_stack_is_watched(sdk):
     assert done.wait(10)
     (watched,) = sdk.processor.open_roots()
     assert watched.span is span
-    assert watched.starter is None or watched.starter.f_code.co_name == "<lambda>"
+    assert watched.starter.f_code.co_name == "<lambda>"  # the thread's only frame above on_start
     sdk.processor._span_ended(span)
     assert sdk.processor.open_roots() == []
