@@ -81,12 +81,12 @@ def unwatched(tracer):
     return run
 
 
-def flask_request(tp: TracerProvider):
+def flask_request(tp: TracerProvider, name: str = ""):
     from flask import Flask
     from opentelemetry.instrumentation.flask import FlaskInstrumentor
     from werkzeug.test import EnvironBuilder
 
-    app = Flask(f"bench{id(tp)}")
+    app = Flask(name or f"bench{id(tp)}")
 
     @app.get("/orders/<int:order_id>")
     def order(order_id: int) -> str:
