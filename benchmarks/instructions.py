@@ -82,10 +82,18 @@ L2 = "--LL=524288,8,64"
 _SUMMARY = {"I   refs": "instructions", "I1  misses": "i1", "D1  misses": "d1", "LL misses": "l2"}
 
 
-def _count(variant: str, case: str, n: int) -> dict:
-    # Without address randomisation: dictionaries keyed by objects (hashed by
-    # address) then lay out alike in every run.
-    fixed = ["setarch", platform.machine(), "-R"] if shutil.which("setarch") else []
+def _fixed_addresses() -> list:
+    """``setarch -R`` where the machine allows it: without address randomisation,
+    dictionaries keyed by objects (hashed by address) lay out alike in every run."""
+    command = ["setarch", platform.machine(), "-R"]
+    try:
+        subprocess.run(command + ["true"], capture_output=True, check=True)
+    except (OSError, subprocess.CalledProcessError):
+        return []
+    return command
+
+
+def _count(variant: str, case: str, n: int, fixed: list) -> dict:
     out = subprocess.run(
         fixed + ["valgrind", "--tool=cachegrind", "--cache-sim=yes", L2, "--cachegrind-out-file=/dev/null",
          sys.executable, __file__, "--child", variant, case, str(n)],
@@ -121,8 +129,9 @@ def measure(cases: list) -> dict:
     from hot_path import CHILDREN
 
     runs = [(v, c, n) for c in set(cases) | {"pair"} for v in VARIANTS for n in (0, OPERATIONS[c])]
+    fixed = _fixed_addresses()
     with ThreadPoolExecutor(max_workers=2) as pool:  # simulated counts: running two at once moves none
-        counts = dict(zip(runs, pool.map(lambda run: _count(*run), runs)))
+        counts = dict(zip(runs, pool.map(lambda run: _count(*run, fixed), runs)))
     per = {(v, c): per_operation(counts, v, c) for v, c, _ in runs}
     result = {}
     for case in cases:
